@@ -1,0 +1,88 @@
+"""The all-in-one deployment as a user checks it by hand."""
+
+import json
+
+import pytest
+from dagster_checks import journal, launch_run, locations, wait_for_run
+
+UNITS = ["postgresql.service", "dagster-webserver.service", "dagster-daemon.service"]
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_unit_active_and_enabled(host, unit):
+    service = host.service(unit)
+    assert service.is_running, journal(host, unit)
+    assert service.is_enabled
+
+
+def test_webserver_listens_on_loopback_only(host):
+    listening = [s for s in host.socket.get_listening_sockets() if s.endswith(":3000")]
+    assert listening == ["tcp://127.0.0.1:3000"], listening
+
+
+def test_postgresql_has_no_tcp_listener(host):
+    assert not [s for s in host.socket.get_listening_sockets() if s.endswith(":5432")]
+
+
+def test_server_info_reports_pinned_version(host):
+    out = host.check_output("python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:3000/server_info').read().decode())\"")
+    info = json.loads(out)
+    assert info["dagster_version"] == "1.13.27", info
+
+
+def test_files_and_modes(host):
+    home = host.file("/var/lib/dagster")
+    assert home.is_directory and home.mode == 0o750 and home.user == "dagster"
+    for name in ("dagster.yaml", "workspace.yaml"):
+        f = host.file(f"/var/lib/dagster/{name}")
+        assert f.mode == 0o640 and f.user == "root" and f.group == "dagster", name
+    env = host.file("/etc/dagster/dagster.env")
+    assert env.mode == 0o640 and env.group == "dagster"
+
+
+def test_instance_config(host):
+    import yaml
+
+    config = yaml.safe_load(host.file("/var/lib/dagster/dagster.yaml").content_string)
+    assert config["storage"]["postgres"]["postgres_url"] == "postgresql://dagster@/dagster?host=/run/postgresql"
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["run_coordinator"]["config"]["max_concurrent_runs"] == 10
+    assert config["telemetry"] == {"enabled": False}
+
+
+def test_database_owned_by_dagster_role(host):
+    out = host.check_output(
+        "sudo -u postgres psql -tAc \"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname='dagster'\""
+    )
+    assert out.strip() == "dagster"
+    superuser = host.check_output("sudo -u postgres psql -tAc \"SELECT rolsuper FROM pg_roles WHERE rolname='dagster'\"")
+    assert superuser.strip() == "f"
+
+
+def test_example_location_loaded(host):
+    entries = locations(host)
+    assert "example" in entries, entries
+    location = entries["example"]["locationOrLoadError"]
+    assert location["__typename"] == "RepositoryLocation", location
+    jobs = {job["name"] for repo in location["repositories"] for job in repo["jobs"]}
+    assert "example_job" in jobs
+    assets = {"/".join(node["assetKey"]["path"]) for repo in location["repositories"] for node in repo["assetNodes"]}
+    assert {"numbers", "total", "run_host"} <= assets
+
+
+def test_queued_run_succeeds_and_is_stored(host):
+    run_id = launch_run(host, "example", "example_job")
+    status, seconds, seen = wait_for_run(host, run_id)
+    assert status == "SUCCESS", f"{seen}\n{journal(host, 'dagster-daemon')}"
+    # The queued coordinator put it in the queue before the daemon launched it.
+    assert seen[0] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "SUCCESS")
+    stored = host.check_output(
+        f"sudo -u postgres psql -d dagster -tAc \"SELECT status FROM runs WHERE run_id='{run_id}'\""
+    )
+    assert stored.strip() == "SUCCESS"
+    queued_events = host.check_output(
+        "sudo -u postgres psql -d dagster -tAc "
+        f"\"SELECT count(*) FROM event_logs WHERE run_id='{run_id}' AND dagster_event_type='PIPELINE_ENQUEUED'\""
+    )
+    assert int(queued_events.strip()) == 1
+    print(f"run {run_id}: {' -> '.join(seen)} in {seconds:.1f} s")

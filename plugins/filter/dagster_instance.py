@@ -1,0 +1,275 @@
+"""Turn the dagster role's settings into Dagster's dagster.yaml."""
+
+from __future__ import annotations
+
+import copy
+
+DOCUMENTATION = r"""
+name: dagster_instance
+author: dagsterops maintainers
+version_added: "0.1.0"
+short_description: Build a Dagster instance configuration (dagster.yaml)
+description:
+  - Takes the settings the C(dagster) role collects from its variables and
+    returns the mapping that dagster.yaml holds.
+  - Run retries carry C(enabled), so a positive C(max_retries) really retries.
+  - Tick retention covers every tick status of schedules and sensors.
+  - C(extra_config) is deep-merged last. Keys that would contradict what the
+    role writes (a second storage backend, a second run-queue configuration)
+    are an error rather than a silently broken instance.
+options:
+  _input:
+    description: The settings; see the C(dagster) role's C(vars/main.yml) for the shape.
+    type: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Write dagster.yaml
+  ansible.builtin.copy:
+    content: "{{ _dagster_instance_settings | dagsterops.dagster.dagster_instance | to_nice_yaml }}"
+    dest: /var/lib/dagster/dagster.yaml
+    mode: "0640"
+"""
+
+RETURN = r"""
+_value:
+  description: The dagster.yaml mapping.
+  type: dict
+"""
+
+try:
+    from ansible.errors import AnsibleFilterError
+except ImportError:  # pragma: no cover - lets the module load without Ansible
+    AnsibleFilterError = ValueError  # type: ignore[misc,assignment]
+
+RUN_COORDINATORS = ("default", "queued")
+RUN_LAUNCHERS = ("default", "docker")
+
+# dagster.yaml keys that name a storage backend besides `storage`.
+_SPLIT_STORAGE_KEYS = ("run_storage", "event_log_storage", "schedule_storage")
+
+# Keys of the DockerRunLauncher's config in dagster-docker 0.29.
+DOCKER_LAUNCHER_KEYS = (
+    "image",
+    "registry",
+    "env_vars",
+    "network",
+    "networks",
+    "container_kwargs",
+    "auto_remove",
+)
+
+
+def _fail(field, problem):
+    raise AnsibleFilterError(f"{field}: {problem}")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int(settings, key, field, minimum=0):
+    value = settings.get(key)
+    if not _is_int(value) or value < minimum:
+        _fail(field, f"must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _bool(settings, key, field):
+    value = settings.get(key)
+    if not isinstance(value, bool):
+        _fail(field, f"must be true or false, got {value!r}")
+    return value
+
+
+def deep_merge(base, override):
+    """Return base with override merged in; maps merge key by key, anything else is replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def storage_section(postgres):
+    """The `storage` section for PostgreSQL over a Unix socket (peer) or TCP (password from the environment)."""
+    field = "dagster_postgres"
+    if not isinstance(postgres, dict):
+        _fail(field, f"must be a map, got {type(postgres).__name__}")
+    for key in ("host", "database", "user"):
+        value = postgres.get(key)
+        if not isinstance(value, str) or not value:
+            _fail(f"{field}_{key}", f"must be a non-empty string, got {value!r}")
+    port = postgres.get("port", 5432)
+    if not _is_int(port) or not 1 <= port <= 65535:
+        _fail(f"{field}_port", f"must be an integer from 1 to 65535, got {port!r}")
+    host = postgres["host"]
+    if host.startswith("/"):
+        # Dagster's structured form mangles a socket path, so a peer connection uses the URL form.
+        url = f"postgresql://{postgres['user']}@/{postgres['database']}?host={host}"
+        if port != 5432:
+            url += f"&port={port}"
+        return {"postgres": {"postgres_url": url}}
+    password_env = postgres.get("password_env")
+    if not isinstance(password_env, str) or not password_env:
+        _fail(
+            f"{field}_password_env",
+            "must name the environment variable holding the password when PostgreSQL is reached over TCP",
+        )
+    db = {
+        "username": postgres["user"],
+        "password": {"env": password_env},
+        "hostname": host,
+        "db_name": postgres["database"],
+        "port": port,
+    }
+    params = postgres.get("params") or {}
+    if not isinstance(params, dict):
+        _fail(f"{field}_params", f"must be a map, got {type(params).__name__}")
+    if params:
+        db["params"] = dict(params)
+    return {"postgres": {"postgres_db": db}}
+
+
+def run_coordinator_section(settings):
+    kind = settings.get("run_coordinator")
+    if kind not in RUN_COORDINATORS:
+        _fail("dagster_run_coordinator", f"must be one of {', '.join(RUN_COORDINATORS)}, got {kind!r}")
+    limits = settings.get("tag_concurrency_limits") or []
+    if not isinstance(limits, list):
+        _fail("dagster_tag_concurrency_limits", f"must be a list, got {type(limits).__name__}")
+    if kind == "default":
+        if limits:
+            _fail("dagster_tag_concurrency_limits", "only applies with dagster_run_coordinator: queued")
+        return {"module": "dagster.core.run_coordinator", "class": "DefaultRunCoordinator"}
+    for index, limit in enumerate(limits):
+        where = f"dagster_tag_concurrency_limits[{index}]"
+        if not isinstance(limit, dict):
+            _fail(where, f"must be a map with key and limit, got {type(limit).__name__}")
+        unknown = sorted(set(limit) - {"key", "value", "limit"})
+        if unknown:
+            _fail(f"{where}.{unknown[0]}", "is not a key of a tag concurrency limit (key, value, limit)")
+        if not isinstance(limit.get("key"), str) or not limit["key"]:
+            _fail(f"{where}.key", f"must be a non-empty string, got {limit.get('key')!r}")
+        _int(limit, "limit", f"{where}.limit")
+        value = limit.get("value")
+        if value is not None and not isinstance(value, str) and value != {"applyLimitPerUniqueValue": True}:
+            _fail(f"{where}.value", "must be a string or {applyLimitPerUniqueValue: true}")
+    config = {
+        "max_concurrent_runs": _int(settings, "max_concurrent_runs", "dagster_max_concurrent_runs", minimum=-1),
+        "dequeue_interval_seconds": _int(
+            settings, "dequeue_interval_seconds", "dagster_dequeue_interval_seconds", minimum=1
+        ),
+    }
+    if limits:
+        config["tag_concurrency_limits"] = [dict(limit) for limit in limits]
+    return {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator", "config": config}
+
+
+def run_launcher_section(settings):
+    kind = settings.get("run_launcher")
+    if kind not in RUN_LAUNCHERS:
+        _fail("dagster_run_launcher", f"must be one of {', '.join(RUN_LAUNCHERS)}, got {kind!r}")
+    if kind == "default":
+        return {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"}
+    docker = settings.get("docker") or {}
+    if not isinstance(docker, dict):
+        _fail("dagster_docker_launcher", f"must be a map, got {type(docker).__name__}")
+    unknown = sorted(set(docker) - set(DOCKER_LAUNCHER_KEYS))
+    if unknown:
+        _fail(
+            f"dagster_docker_launcher.{unknown[0]}",
+            f"is not a DockerRunLauncher setting (allowed: {', '.join(DOCKER_LAUNCHER_KEYS)})",
+        )
+    if "network" in docker and "networks" in docker:
+        _fail("dagster_docker_launcher.network", "set either network or networks, not both")
+    env_vars = docker.get("env_vars", [])
+    if not isinstance(env_vars, list) or not all(isinstance(item, str) for item in env_vars):
+        _fail("dagster_docker_launcher.env_vars", "must be a list of variable names (NAME or NAME=value)")
+    section = {"module": "dagster_docker", "class": "DockerRunLauncher"}
+    if docker:
+        section["config"] = copy.deepcopy(docker)
+    return section
+
+
+def run_retries_section(settings):
+    retries = settings.get("run_retries") or {}
+    max_retries = _int(retries, "max_retries", "dagster_run_retries_max_retries")
+    on_failure = _bool(
+        retries, "retry_on_asset_or_op_failure", "dagster_run_retries_retry_on_asset_or_op_failure"
+    )
+    return {"enabled": max_retries > 0, "max_retries": max_retries, "retry_on_asset_or_op_failure": on_failure}
+
+
+def run_monitoring_section(settings):
+    monitoring = settings.get("run_monitoring") or {}
+    prefix = "dagster_run_monitoring_"
+    section = {
+        "enabled": _bool(monitoring, "enabled", prefix + "enabled"),
+        "poll_interval_seconds": _int(monitoring, "poll_interval", prefix + "poll_interval", minimum=1),
+        "start_timeout_seconds": _int(monitoring, "start_timeout", prefix + "start_timeout", minimum=1),
+        "cancel_timeout_seconds": _int(monitoring, "cancel_timeout", prefix + "cancel_timeout", minimum=1),
+        "max_resume_run_attempts": _int(monitoring, "max_resume_run_attempts", prefix + "max_resume_run_attempts"),
+    }
+    max_runtime = _int(monitoring, "max_runtime", prefix + "max_runtime")
+    if max_runtime:
+        section["max_runtime_seconds"] = max_runtime
+    return section
+
+
+def retention_section(settings):
+    days = settings.get("retention_days")
+    if not _is_int(days) or days < 0:
+        _fail("dagster_retention_days", f"must be an integer >= 0 (0 keeps ticks forever), got {days!r}")
+    keep = days if days > 0 else -1
+    return {kind: {"purge_after_days": keep} for kind in ("schedule", "sensor", "auto_materialize")}
+
+
+def check_conflicts(extra):
+    """Reject extra_config keys that contradict what the role writes."""
+    field = "dagster_extra_config"
+    if not isinstance(extra, dict):
+        _fail(field, f"must be a map, got {type(extra).__name__}")
+    for key in _SPLIT_STORAGE_KEYS:
+        if key in extra:
+            _fail(f"{field}.{key}", "conflicts with the PostgreSQL `storage` the role writes; dagster.yaml takes one")
+    if "storage" in extra:
+        _fail(f"{field}.storage", "is set by the role from dagster_postgres_*; change those variables instead")
+    if "run_queue" in extra:
+        _fail(f"{field}.run_queue", "conflicts with run_coordinator; use dagster_run_coordinator and its variables")
+    runs = (extra.get("concurrency") or {}).get("runs") if isinstance(extra.get("concurrency"), dict) else None
+    if runs:
+        _fail(
+            f"{field}.concurrency.runs",
+            "conflicts with the run coordinator's limits; use dagster_max_concurrent_runs and "
+            "dagster_tag_concurrency_limits",
+        )
+
+
+def dagster_instance(settings):
+    """Return the dagster.yaml mapping for the role's settings."""
+    if not isinstance(settings, dict):
+        raise AnsibleFilterError(f"dagster_instance: expected a map of settings, got {type(settings).__name__}")
+    extra = settings.get("extra_config") or {}
+    check_conflicts(extra)
+    instance = {
+        "storage": storage_section(settings.get("postgres")),
+        "run_coordinator": run_coordinator_section(settings),
+        "run_launcher": run_launcher_section(settings),
+        "run_retries": run_retries_section(settings),
+        "run_monitoring": run_monitoring_section(settings),
+        "retention": retention_section(settings),
+        "telemetry": {"enabled": _bool(settings, "telemetry_enabled", "dagster_telemetry_enabled")},
+        "nux": {"enabled": _bool(settings, "nux_enabled", "dagster_nux_enabled")},
+    }
+    return deep_merge(instance, extra)
+
+
+class FilterModule:
+    """Dagster instance filters."""
+
+    def filters(self):
+        return {"dagster_instance": dagster_instance}

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, unit tests and the molecule scenarios.
+#
+#   scripts/test.sh                 everything
+#   scripts/test.sh lint            yamllint and ansible-lint
+#   scripts/test.sh unit            pytest tests/unit
+#   scripts/test.sh molecule [S..]  the molecule scenarios (all, or those named)
+#
+# On a machine with none of it, it installs the tool venv (.venv), a Docker
+# engine and debootstrap, starts the engine, and builds the Debian 12 and 13
+# systemd base images.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+# shellcheck source=scripts/lib/engine.sh
+source scripts/lib/engine.sh
+# shellcheck source=scripts/lib/images.sh
+source scripts/lib/images.sh
+# shellcheck source=scripts/lib/tools.sh
+source scripts/lib/tools.sh
+
+SCENARIOS=(default)
+
+ensure_tool_venv "$root"
+link_collection "$root"
+export PATH="$root/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$root/.ansible/collections"
+
+declare -a results=()
+failed=0
+
+step() {
+  local name=$1 started rc
+  shift
+  started=$(date +%s)
+  echo
+  echo "==> $name"
+  set +e
+  "$@"
+  rc=$?
+  set -e
+  results+=("$(printf '%-28s %-6s %4ss' "$name" "$([ $rc -eq 0 ] && echo ok || echo FAILED)" $(($(date +%s) - started)))")
+  [ $rc -eq 0 ] || failed=1
+  return 0
+}
+
+run_lint() {
+  yamllint --strict . && ansible-lint --offline --profile production
+}
+
+run_unit() {
+  pytest -q tests/unit
+}
+
+# check_mode_is_clean SCENARIO: --check --diff on the converged hosts changes nothing.
+check_mode_is_clean() {
+  local log
+  log=$(mktemp)
+  molecule converge -s "$1" -- --check --diff >"$log" 2>&1 || { cat "$log"; rm -f "$log"; return 1; }
+  if grep -E 'changed=[1-9]|failed=[1-9]|unreachable=[1-9]' "$log"; then
+    sed -n '/PLAY RECAP/,$p' "$log"
+    grep -B2 -A12 -E '^changed:' "$log" | head -80
+    rm -f "$log"
+    return 1
+  fi
+  sed -n '/PLAY RECAP/,$p' "$log"
+  rm -f "$log"
+}
+
+run_scenario() {
+  local scenario=$1 rc=0
+  molecule destroy -s "$scenario" >/dev/null 2>&1 || true
+  molecule create -s "$scenario" &&
+    molecule converge -s "$scenario" &&
+    molecule idempotence -s "$scenario" &&
+    check_mode_is_clean "$scenario" &&
+    molecule verify -s "$scenario" || rc=$?
+  if [ "${DAGSTEROPS_KEEP:-}" != "1" ]; then
+    molecule destroy -s "$scenario" >/dev/null 2>&1 || true
+  fi
+  return $rc
+}
+
+run_molecule() {
+  ensure_docker_engine
+  ensure_base_images
+  local scenario
+  for scenario in "$@"; do
+    step "molecule $scenario" run_scenario "$scenario"
+  done
+}
+
+what=${1:-all}
+[ $# -gt 0 ] && shift
+suite_started=$(date +%s)
+case "$what" in
+  lint) step lint run_lint ;;
+  unit) step unit run_unit ;;
+  molecule)
+    if [ $# -gt 0 ]; then run_molecule "$@"; else run_molecule "${SCENARIOS[@]}"; fi ;;
+  all)
+    step lint run_lint
+    step unit run_unit
+    run_molecule "${SCENARIOS[@]}"
+    ;;
+  *) echo "usage: scripts/test.sh [all|lint|unit|molecule [scenario ...]]" >&2; exit 2 ;;
+esac
+
+echo
+echo "==> summary ($(($(date +%s) - suite_started)) s in all, $(nproc) cores)"
+printf '%s\n' "${results[@]}"
+exit $failed

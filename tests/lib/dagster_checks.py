@@ -1,0 +1,119 @@
+"""Checks the molecule verifiers share: GraphQL calls made from inside a test
+host, run launching and waiting, and unit journals for failure messages."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+# Runs inside the test host with its own python3, so no client is installed there.
+_GRAPHQL_CLIENT = r"""
+import base64, json, sys, urllib.request
+url, body = sys.argv[1], base64.b64decode(sys.argv[2])
+request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+with urllib.request.urlopen(request, timeout=30) as response:
+    sys.stdout.write(response.read().decode())
+"""
+
+LAUNCH_RUN = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on PipelineNotFoundError { message }
+  }
+}
+"""
+
+RUN_STATUS = """
+query Run($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { runId status tags { key value } }
+  }
+}
+"""
+
+LOCATIONS = """
+{
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        loadStatus
+        locationOrLoadError {
+          __typename
+          ... on RepositoryLocation { repositories { name jobs { name } assetNodes { assetKey { path } } } }
+          ... on PythonError { message }
+        }
+      }
+    }
+  }
+}
+"""
+
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def journal(host, unit, lines=60):
+    """The tail of a unit's journal, for failure messages."""
+    return host.run(f"journalctl -u {unit} --no-pager -n {lines}").stdout
+
+
+def graphql(host, query, variables=None, port=3000, address="127.0.0.1", path_prefix=""):
+    url = f"http://{address}:{port}{path_prefix}/graphql"
+    body = base64.b64encode(json.dumps({"query": query, "variables": variables or {}}).encode()).decode()
+    script = base64.b64encode(_GRAPHQL_CLIENT.encode()).decode()
+    result = host.run(
+        f"python3 -c \"import base64;exec(base64.b64decode('{script}'))\" {url} {body}"
+    )
+    assert result.rc == 0, f"GraphQL call to {url} failed: {result.stderr}\n{journal(host, 'dagster-webserver')}"
+    payload = json.loads(result.stdout)
+    assert "errors" not in payload, payload["errors"]
+    return payload["data"]
+
+
+def locations(host, **kwargs):
+    data = graphql(host, LOCATIONS, **kwargs)["workspaceOrError"]
+    assert data["__typename"] == "Workspace", data
+    return {entry["name"]: entry for entry in data["locationEntries"]}
+
+
+def launch_run(host, location, job, repository="__repository__", tags=None, **kwargs):
+    params = {
+        "selector": {"repositoryLocationName": location, "repositoryName": repository, "jobName": job},
+        "runConfigData": {},
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+    }
+    result = graphql(host, LAUNCH_RUN, {"params": params}, **kwargs)["launchRun"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    return result["run"]["runId"]
+
+
+def run_status(host, run_id, **kwargs):
+    run = graphql(host, RUN_STATUS, {"runId": run_id}, **kwargs)["runOrError"]
+    assert run["__typename"] == "Run", run
+    return run
+
+
+def wait_for_run(host, run_id, timeout=180, **kwargs):
+    """Poll until the run finishes; returns (final status, seconds waited, statuses seen)."""
+    started = time.monotonic()
+    seen = []
+    while True:
+        status = run_status(host, run_id, **kwargs)["status"]
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        if status in FINISHED:
+            return status, time.monotonic() - started, seen
+        if time.monotonic() - started > timeout:
+            raise AssertionError(
+                f"run {run_id} still {status} after {timeout} s (seen {seen})\n"
+                f"{journal(host, 'dagster-daemon')}"
+            )
+        time.sleep(1)
