@@ -49,7 +49,6 @@ DEFAULT_SANDBOX = (
     ("ProtectHome", "yes"),
     ("PrivateTmp", "yes"),
     ("PrivateDevices", "yes"),
-    ("PrivateUsers", "yes"),
     ("ProtectHostname", "yes"),
     ("ProtectClock", "yes"),
     ("ProtectKernelTunables", "yes"),
@@ -79,6 +78,8 @@ DEFAULT_SANDBOX = (
 def _value(key, value):
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, str) and ("\n" in value or "\r" in value):
+        raise AnsibleFilterError(f"hardening override {key}: must be a single line, got {value!r}")
     if value is None or isinstance(value, (str, int)):
         return value
     raise AnsibleFilterError(f"hardening override {key}: must be a string, a number or a bool, got {value!r}")
@@ -94,8 +95,14 @@ def dagster_hardening(overrides=None):
     paths = overrides.pop("read_write_paths", [])
     if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
         raise AnsibleFilterError(f"read_write_paths: must be a list of absolute paths, got {paths!r}")
+    for path in paths:
+        if any(char.isspace() for char in path):
+            raise AnsibleFilterError(f"read_write_paths: {path!r} holds white space, which systemd would split")
     if "memory_deny_write_execute" in overrides:
-        overrides["MemoryDenyWriteExecute"] = bool(overrides.pop("memory_deny_write_execute"))
+        switch = overrides.pop("memory_deny_write_execute")
+        if not isinstance(switch, bool):
+            raise AnsibleFilterError(f"memory_deny_write_execute: must be true or false, got {switch!r}")
+        overrides["MemoryDenyWriteExecute"] = switch
     replaced = {key: _value(key, value) for key, value in overrides.items()}
     lines = []
     for key, value in DEFAULT_SANDBOX:

@@ -83,15 +83,58 @@ def _bool(settings, key, field):
     return value
 
 
-def deep_merge(base, override):
-    """Return base with override merged in; maps merge key by key, anything else is replaced."""
+# Where the role writes a key from one of its variables: extra_config may add
+# to these sections, but a different value for such a key is an error that
+# names the variable to set instead.
+OWNED_BY_VARIABLE = {
+    "run_coordinator": "dagster_run_coordinator",
+    "run_coordinator.config.max_concurrent_runs": "dagster_max_concurrent_runs",
+    "run_coordinator.config.dequeue_interval_seconds": "dagster_dequeue_interval_seconds",
+    "run_coordinator.config.tag_concurrency_limits": "dagster_tag_concurrency_limits",
+    "run_launcher": "dagster_run_launcher",
+    "run_launcher.config": "dagster_docker_launcher",
+    "run_retries": "dagster_run_retries_max_retries",
+    "run_retries.retry_on_asset_or_op_failure": "dagster_run_retries_retry_on_asset_or_op_failure",
+    "run_monitoring": "dagster_run_monitoring_*",
+    "retention": "dagster_retention_days",
+    "telemetry": "dagster_telemetry_enabled",
+    "nux": "dagster_nux_enabled",
+}
+
+
+def _owner(path):
+    while path:
+        if path in OWNED_BY_VARIABLE:
+            return OWNED_BY_VARIABLE[path]
+        path = path.rpartition(".")[0]
+    return "the role's variables"
+
+
+def deep_merge(base, override, path=""):
+    """Return base with override merged in, key by key.
+
+    A key of base that override would change to another value is an error:
+    extra configuration adds to what the role writes, it does not contradict it.
+    """
     merged = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
+        where = f"{path}.{key}" if path else str(key)
+        if key not in merged:
             merged[key] = copy.deepcopy(value)
+        elif isinstance(value, dict) and isinstance(merged[key], dict):
+            merged[key] = deep_merge(merged[key], value, where)
+        elif value != merged[key]:
+            _fail(
+                f"dagster_extra_config.{where}",
+                f"would change {merged[key]!r} to {value!r}, a value the role writes from {_owner(where)}; "
+                "set that variable instead",
+            )
     return merged
+
+
+# dagster-postgres ships psycopg2, while SQLAlchemy 2.1 maps a bare
+# postgresql:// URL to psycopg 3: name the driver.
+POSTGRES_SCHEME = "postgresql+psycopg2"
 
 
 def storage_section(postgres):
@@ -109,7 +152,7 @@ def storage_section(postgres):
     host = postgres["host"]
     if host.startswith("/"):
         # Dagster's structured form mangles a socket path, so a peer connection uses the URL form.
-        url = f"postgresql://{postgres['user']}@/{postgres['database']}?host={host}"
+        url = f"{POSTGRES_SCHEME}://{postgres['user']}@/{postgres['database']}?host={host}"
         if port != 5432:
             url += f"&port={port}"
         return {"postgres": {"postgres_url": url}}
@@ -125,6 +168,7 @@ def storage_section(postgres):
         "hostname": host,
         "db_name": postgres["database"],
         "port": port,
+        "scheme": POSTGRES_SCHEME,
     }
     params = postgres.get("params") or {}
     if not isinstance(params, dict):

@@ -54,7 +54,7 @@ except ImportError:  # pragma: no cover - lets the module load without Ansible
 
 CORE_PACKAGES = ("dagster", "dagster-webserver", "dagster-graphql", "dagster-pipes", "dagster-shared")
 LAUNCHER_LIBRARIES = {"default": (), "docker": ("dagster-docker",)}
-_VERSION_RE = re.compile(r"^1\.(\d+)\.(\d+)$")
+_VERSION_RE = re.compile(r"^1\.(\d+)\.(\d+)\Z")
 _LIBRARY_MINOR_OFFSET = 16
 
 

@@ -53,7 +53,7 @@ LOCATION_TYPES = ("grpc", "module", "file")
 
 # A location name becomes part of a systemd unit name and of Dagster's
 # location selector, so it keeps to characters valid in both.
-LOCATION_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+LOCATION_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}\Z")
 
 _COMMON_KEYS = {"name", "type"}
 _PYTHON_KEYS = {"attribute", "working_directory", "executable_path"}

@@ -44,7 +44,7 @@ def test_instance_config(host):
     import yaml
 
     config = yaml.safe_load(host.file("/var/lib/dagster/dagster.yaml").content_string)
-    assert config["storage"]["postgres"]["postgres_url"] == "postgresql://dagster@/dagster?host=/run/postgresql"
+    assert config["storage"]["postgres"]["postgres_url"] == "postgresql+psycopg2://dagster@/dagster?host=/run/postgresql"
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["run_coordinator"]["config"]["max_concurrent_runs"] == 10
     assert config["telemetry"] == {"enabled": False}
