@@ -86,3 +86,27 @@ def test_queued_run_succeeds_and_is_stored(host):
     )
     assert int(queued_events.strip()) == 1
     print(f"run {run_id}: {' -> '.join(seen)} in {seconds:.1f} s")
+
+
+@pytest.mark.parametrize("unit", ["dagster-webserver.service", "dagster-daemon.service"])
+def test_unit_exposure_is_low(host, unit):
+    out = host.check_output(f"systemd-analyze security {unit} | tail -n 1")
+    exposure = float(out.split(":")[1].split()[0])
+    print(f"{host.backend.hostname} {unit}: exposure {exposure}")
+    assert exposure <= 2.5, host.check_output(f"systemd-analyze security {unit}")
+
+
+def test_daemon_heartbeat_is_fresh(host):
+    result = host.run(
+        "cd /var/lib/dagster && sudo -u dagster env $(grep -v '^#' /etc/dagster/dagster.env | xargs) "
+        "/opt/dagster/current/bin/dagster-daemon liveness-check"
+    )
+    assert result.rc == 0, result.stdout + result.stderr + journal(host, "dagster-daemon.service")
+
+
+def test_runs_execute_under_the_daemon_sandbox(host):
+    # The example's code server is a child of the daemon: it inherits the unit's sandbox.
+    pids = host.check_output("systemctl show -p MainPID --value dagster-daemon.service").strip()
+    status = host.file(f"/proc/{pids}/status").content_string
+    assert "NoNewPrivs:\t1" in status
+    assert "CapEff:\t0000000000000000" in status
