@@ -1,7 +1,9 @@
-"""Turn the collection's code-location list into Dagster's workspace.yaml."""
+"""The collection's code-location list: Dagster's workspace.yaml, and the gRPC
+code servers the dagster_code_location role deploys from the same list."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 DOCUMENTATION = r"""
@@ -13,29 +15,55 @@ description:
   - Validates C(dagster_code_locations) and returns the mapping that
     workspace.yaml holds, with C(location_name) set on every entry.
   - A location is a map with C(name) and C(type), one of C(grpc), C(module)
-    or C(file). C(grpc) needs C(host) and C(port); C(module) needs C(module);
-    C(file) needs C(file), an absolute path. C(module) and C(file) locations
-    accept C(attribute), C(working_directory) and C(executable_path).
-  - Any error names the entry's index and the offending field, and is raised
+    or C(file). C(grpc) needs C(port) and either C(host) (a server run
+    elsewhere) or C(deploy_to) (an inventory host of the
+    C(dagster_code_locations) group, where the dagster_code_location role runs
+    the server; its address comes from O(addresses)). C(module) needs
+    C(module); C(file) needs C(file), an absolute path. C(module) and C(file)
+    locations accept C(attribute), C(working_directory) and C(executable_path).
+  - A deployed C(grpc) location takes C(module) or C(file) (the code the server
+    loads), C(attribute), C(working_directory), C(bind), C(source),
+    C(packages), C(environment), C(environment_files), C(read_write_paths) and
+    C(memory_deny_write_execute); see the dagster_code_location role.
+  - The whole list is checked, names and endpoints across entries included.
+    Any error names the entry's index and the offending field, and is raised
     before anything is written to a host.
+  - The companion filters C(dagster_code_location_addresses) (the address of
+    each code-location host, from its host variables) and
+    C(dagster_code_location_servers) (the servers one host runs) share the
+    validation.
 options:
   _input:
     description: The code locations.
     type: list
     elements: dict
     required: true
+  addresses:
+    description: Map of inventory host to the address the instance reaches it at, for C(deploy_to).
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
 - name: Write workspace.yaml
   ansible.builtin.copy:
-    content: "{{ dagster_code_locations | dagsterops.dagster.dagster_workspace | to_nice_yaml }}"
+    content: >-
+      {{ dagster_code_locations | dagsterops.dagster.dagster_workspace(
+           addresses=hostvars | dagsterops.dagster.dagster_code_location_addresses(groups['dagster_code_locations'])) | to_nice_yaml }}
     dest: /var/lib/dagster/workspace.yaml
     mode: "0640"
   vars:
     dagster_code_locations:
-      - {name: etl, type: grpc, host: code1.example.net, port: 4000}
+      - {name: etl, type: grpc, port: 4000, deploy_to: code1, module: etl.definitions,
+         source: {git: "https://git.example.net/etl.git", version: v1.4.0}}
+      - {name: vendor, type: grpc, host: vendor.example.net, port: 4000}
       - {name: example, type: module, module: dagster_example, working_directory: /opt/dagster/examples}
+
+- name: The servers this host runs
+  ansible.builtin.debug:
+    msg: >-
+      {{ dagster_code_locations | dagsterops.dagster.dagster_code_location_servers(
+           inventory_hostname, hostvars | dagsterops.dagster.dagster_code_location_addresses(groups['dagster_code_locations'])) }}
 """
 
 RETURN = r"""
@@ -54,6 +82,10 @@ LOCATION_TYPES = ("grpc", "module", "file")
 # A location name becomes part of a systemd unit name and of Dagster's
 # location selector, so it keeps to characters valid in both.
 LOCATION_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}\Z")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+
+# The systemd template unit of a deployed location; its instance is the name.
+UNIT_TEMPLATE = "dagster-code-location@{}.service"
 
 _COMMON_KEYS = {"name", "type"}
 _PYTHON_KEYS = {"attribute", "working_directory", "executable_path"}
@@ -63,9 +95,29 @@ _KEYS_BY_TYPE = {
     "file": _COMMON_KEYS | _PYTHON_KEYS | {"file"},
 }
 
-# Keys other roles of the collection read from the same list (the managed
-# gRPC code servers); the workspace ignores them.
-DEPLOYMENT_KEYS: set[str] = set()
+# Keys of a grpc location whose server the dagster_code_location role runs on
+# the host named by deploy_to; the workspace reads only name, port and the
+# host's address.
+DEPLOYMENT_KEYS = {
+    "deploy_to",
+    "bind",
+    "module",
+    "file",
+    "attribute",
+    "working_directory",
+    "source",
+    "packages",
+    "environment",
+    "environment_files",
+    "read_write_paths",
+    "memory_deny_write_execute",
+}
+_DEPLOYED_KEYS = (_COMMON_KEYS | {"port"} | DEPLOYMENT_KEYS)
+SOURCE_KINDS = ("directory", "git", "pip")
+
+# Characters that a value placed on a unit's ExecStart= or ReadWritePaths= line
+# must not hold: systemd would split, unquote or expand them.
+_UNIT_UNSAFE_RE = re.compile(r"[\s\"'\\%$;]")
 
 
 def _fail(index, name, field, problem):
@@ -92,6 +144,106 @@ def validate_port(index, name, value, field="port"):
     return value
 
 
+def _unit_safe(index, name, field, value):
+    if _UNIT_UNSAFE_RE.search(value):
+        _fail(index, name, field, f"{value!r} holds white space, a quote, '\\', '%', '$' or ';', which systemd would reinterpret")
+    return value
+
+
+def _absolute_path(index, name, field, value, unit_line=False):
+    if not isinstance(value, str) or not value.startswith("/") or len(value) < 2:
+        _fail(index, name, field, f"must be an absolute path, got {value!r}")
+    if unit_line:
+        _unit_safe(index, name, field, value)
+    return value
+
+
+def _string_list(index, name, field, value, check=None):
+    if not isinstance(value, list):
+        _fail(index, name, field, f"must be a list, got {type(value).__name__}")
+    for position, item in enumerate(value):
+        where = f"{field}[{position}]"
+        if not isinstance(item, str) or not item.strip():
+            _fail(index, name, where, f"must be a non-empty string, got {item!r}")
+        if check:
+            check(index, name, where, item)
+    return value
+
+
+def _validate_source(index, name, source):
+    if not isinstance(source, dict):
+        _fail(index, name, "source", f"must be a map with one of {', '.join(SOURCE_KINDS)}, got {type(source).__name__}")
+    kinds = [kind for kind in SOURCE_KINDS if kind in source]
+    if len(kinds) != 1:
+        _fail(index, name, "source", f"must hold exactly one of {', '.join(SOURCE_KINDS)}, got {sorted(source)}")
+    kind = kinds[0]
+    allowed = {kind, "version"} if kind == "git" else {kind}
+    unknown = sorted(set(source) - allowed)
+    if unknown:
+        _fail(index, name, f"source.{unknown[0]}", f"is not a key of a {kind!r} source (allowed: {', '.join(sorted(allowed))})")
+    for key in allowed & set(source):
+        if not isinstance(source[key], str) or not source[key].strip():
+            _fail(index, name, f"source.{key}", f"must be a non-empty string, got {source[key]!r}")
+    return kind
+
+
+def _validate_deployed(index, name, location):
+    """Check the keys of a grpc location that a code-location host runs."""
+    deploy_to = location.get("deploy_to")
+    if not isinstance(deploy_to, str) or not deploy_to.strip():
+        _fail(index, name, "deploy_to", f"must name an inventory host of the dagster_code_locations group, got {deploy_to!r}")
+    if "host" in location:
+        _fail(index, name, "host", "a deployed location takes its address from deploy_to's host; leave host out")
+    if "ssl" in location:
+        _fail(index, name, "ssl", "is not supported for a deployed location: dagster code-server serves plain gRPC")
+    if "bind" in location:
+        bind = location["bind"]
+        if not isinstance(bind, str) or not bind.strip():
+            _fail(index, name, "bind", f"must be an address to listen on, got {bind!r}")
+        _unit_safe(index, name, "bind", bind)
+    source = location.get("source")
+    kind = _validate_source(index, name, source) if "source" in location else None
+    targets = [field for field in ("module", "file") if field in location]
+    if not targets:
+        _fail(index, name, "module", "a deployed location needs module or file: the code its server loads")
+    target = targets[0]
+    value = location[target]
+    if not isinstance(value, str) or not value.strip():
+        _fail(index, name, target, f"must be a non-empty string, got {value!r}")
+    _unit_safe(index, name, target, value)
+    if target == "file" and not value.startswith("/") and kind not in ("directory", "git"):
+        _fail(index, name, "file", f"must be an absolute path, or relative to a directory or git source, got {value!r}")
+    if "attribute" in location:
+        attribute = location["attribute"]
+        if not isinstance(attribute, str) or not attribute:
+            _fail(index, name, "attribute", f"must be a non-empty string, got {attribute!r}")
+        _unit_safe(index, name, "attribute", attribute)
+    if "working_directory" in location:
+        _absolute_path(index, name, "working_directory", location["working_directory"], unit_line=True)
+    if "packages" in location:
+        _string_list(index, name, "packages", location["packages"])
+    if "environment" in location:
+        environment = location["environment"]
+        if not isinstance(environment, dict):
+            _fail(index, name, "environment", f"must be a map of variable names to values, got {type(environment).__name__}")
+        for key, env_value in environment.items():
+            if not isinstance(key, str) or not ENV_NAME_RE.match(key):
+                _fail(index, name, "environment", f"{key!r} is not a valid environment variable name")
+            if not isinstance(env_value, (str, int, float, bool)):
+                _fail(index, name, f"environment.{key}", f"must be a string, a number or a bool, got {type(env_value).__name__}")
+    for field in ("environment_files", "read_write_paths"):
+        if field in location:
+            _string_list(
+                index,
+                name,
+                field,
+                location[field],
+                check=lambda i, n, where, item: _absolute_path(i, n, where, item, unit_line=True),
+            )
+    if "memory_deny_write_execute" in location and not isinstance(location["memory_deny_write_execute"], bool):
+        _fail(index, name, "memory_deny_write_execute", f"must be true or false, got {location['memory_deny_write_execute']!r}")
+
+
 def validate_location(index, location):
     """Check one entry; return its name. Raises AnsibleFilterError."""
     if not isinstance(location, dict):
@@ -104,25 +256,37 @@ def validate_location(index, location):
             index,
             None,
             "name",
-            f"must be 1-63 characters of letters, digits, '-' and '_', starting with a letter or digit, got {name!r}",
+            f"must be 1-63 characters of letters, digits, '-' and '_', starting with a letter or digit "
+            f"(it names a systemd unit and a Dagster location), got {name!r}",
         )
     kind = location.get("type")
     if kind not in LOCATION_TYPES:
         _fail(index, name, "type", f"must be one of {', '.join(LOCATION_TYPES)}, got {kind!r}")
     if "module" in location and "file" in location:
         _fail(index, name, "module", "a location takes either module or file, not both")
-    unknown = sorted(set(location) - _KEYS_BY_TYPE[kind] - DEPLOYMENT_KEYS)
+    deployed = kind == "grpc" and "deploy_to" in location
+    allowed = _DEPLOYED_KEYS if deployed else _KEYS_BY_TYPE[kind]
+    unknown = sorted(set(location) - allowed)
     if unknown:
-        allowed = ", ".join(sorted(_KEYS_BY_TYPE[kind] | DEPLOYMENT_KEYS))
-        _fail(index, name, unknown[0], f"is not a key of a {kind!r} location (allowed: {allowed})")
+        what = "deployed 'grpc'" if deployed else repr(kind)
+        hint = ""
+        if kind == "grpc" and not deployed and set(unknown) & DEPLOYMENT_KEYS:
+            hint = "; keys of a server the collection runs need deploy_to"
+        _fail(index, name, unknown[0], f"is not a key of a {what} location (allowed: {', '.join(sorted(allowed))}){hint}")
     if kind == "grpc":
-        _non_empty_string(index, name, location, "host")
+        if deployed:
+            _validate_deployed(index, name, location)
+        elif "host" not in location:
+            _fail(index, name, "host", "is required for a 'grpc' location: the server's address, or deploy_to an inventory host")
+        else:
+            _non_empty_string(index, name, location, "host")
         if "port" not in location:
             _fail(index, name, "port", "is required for a 'grpc' location")
         validate_port(index, name, location["port"])
         if "ssl" in location and not isinstance(location["ssl"], bool):
             _fail(index, name, "ssl", f"must be true or false, got {location['ssl']!r}")
-    elif kind == "module":
+        return name
+    if kind == "module":
         _non_empty_string(index, name, location, "module")
     else:
         path = _non_empty_string(index, name, location, "file")
@@ -138,12 +302,28 @@ def validate_location(index, location):
     return name
 
 
-def validate_locations(locations):
+def _address_of(index, name, location, addresses):
+    host = location["deploy_to"]
+    address = (addresses or {}).get(host)
+    if not isinstance(address, str) or not address:
+        known = ", ".join(sorted(addresses or {})) or "none"
+        _fail(
+            index,
+            name,
+            "deploy_to",
+            f"{host!r} is not a host of the dagster_code_locations inventory group (its hosts: {known})",
+        )
+    return address
+
+
+def validate_locations(locations, addresses=None):
     """Check the whole list: each entry, then names and endpoints across entries."""
     if locations is None:
         return []
     if not isinstance(locations, list):
         raise AnsibleFilterError(f"dagster_code_locations: must be a list, got {type(locations).__name__}")
+    if addresses is not None and not isinstance(addresses, dict):
+        raise AnsibleFilterError(f"addresses: must be a map of inventory host to address, got {type(addresses).__name__}")
     seen_names = {}
     seen_endpoints = {}
     for index, location in enumerate(locations):
@@ -152,14 +332,19 @@ def validate_locations(locations):
             _fail(index, name, "name", f"duplicates the name of dagster_code_locations[{seen_names[name]}]")
         seen_names[name] = index
         if location["type"] == "grpc":
-            endpoint = (location["host"], location["port"])
+            if "deploy_to" in location:
+                address = _address_of(index, name, location, addresses)
+                shown = f"{location['deploy_to']} ({address})"
+            else:
+                address = shown = location["host"]
+            endpoint = (address, location["port"])
             if endpoint in seen_endpoints:
                 other = seen_endpoints[endpoint]
                 _fail(
                     index,
                     name,
                     "port",
-                    f"{endpoint[0]}:{endpoint[1]} is already used by dagster_code_locations[{other}]",
+                    f"{shown}:{location['port']} is already used by dagster_code_locations[{other}]",
                 )
             seen_endpoints[endpoint] = index
     return locations
@@ -174,11 +359,12 @@ def _python_entry(location, target_key):
     return entry
 
 
-def workspace_entry(location):
+def workspace_entry(location, addresses=None):
     """The workspace.yaml entry of one validated location."""
     kind = location["type"]
     if kind == "grpc":
-        server = {"host": location["host"], "port": location["port"], "location_name": location["name"]}
+        host = addresses[location["deploy_to"]] if "deploy_to" in location else location["host"]
+        server = {"host": host, "port": location["port"], "location_name": location["name"]}
         if location.get("ssl"):
             server["ssl"] = True
         return {"grpc_server": server}
@@ -187,14 +373,119 @@ def workspace_entry(location):
     return {"python_file": _python_entry(location, "relative_path")}
 
 
-def dagster_workspace(locations):
+def dagster_workspace(locations, addresses=None):
     """Validate the code locations and return the workspace.yaml mapping."""
-    validated = validate_locations(locations)
-    return {"load_from": [workspace_entry(location) for location in validated]}
+    validated = validate_locations(locations, addresses)
+    return {"load_from": [workspace_entry(location, addresses) for location in validated]}
+
+
+def dagster_code_location_addresses(hostvars, hosts=None):
+    """Map each code-location host to the address the instance reaches it at.
+
+    The host's `dagster_code_location_address`, else its `ansible_host`, else
+    its inventory name: the address is written once, on the host.
+    """
+    if hosts is None:
+        hosts = []
+    if not isinstance(hosts, (list, tuple)):
+        raise AnsibleFilterError(f"hosts: must be a list of inventory hosts, got {type(hosts).__name__}")
+    addresses = {}
+    for host in hosts:
+        variables = hostvars[host] if host in hostvars else {}
+        address = None
+        for key in ("dagster_code_location_address", "ansible_host"):
+            value = variables.get(key) if hasattr(variables, "get") else None
+            if isinstance(value, str) and value.strip():
+                address = value.strip()
+                break
+        if address is None:
+            address = host
+        if _UNIT_UNSAFE_RE.search(address):
+            raise AnsibleFilterError(f"dagster_code_location_address of {host}: {address!r} is not an address")
+        addresses[host] = address
+    return addresses
+
+
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "*": "127.0.0.1"}
+
+
+def _default_bind(address):
+    """Listen on the address the instance uses when it is an IP address; on all addresses otherwise."""
+    if address == "localhost":
+        return "127.0.0.1"
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return "0.0.0.0"
+    return address
+
+
+def _probe_host(bind):
+    return _WILDCARDS.get(bind, bind)
+
+
+def _server(location, address, root):
+    name = location["name"]
+    base = f"{root.rstrip('/')}/{name}"
+    source = location.get("source")
+    kind = next((k for k in SOURCE_KINDS if source and k in source), None)
+    checkout = f"{base}/src" if kind in ("directory", "git") else None
+    working_directory = location.get("working_directory") or checkout or base
+    bind = location.get("bind") or _default_bind(address)
+    if "module" in location:
+        target = ["--module-name", location["module"]]
+    else:
+        path = location["file"]
+        target = ["--python-file", path if path.startswith("/") else f"{checkout}/{path}"]
+    if "attribute" in location:
+        target += ["--attribute", location["attribute"]]
+    normalized_source = None
+    if kind == "directory":
+        normalized_source = {"kind": kind, "directory": source["directory"]}
+    elif kind == "git":
+        normalized_source = {"kind": kind, "git": source["git"], "version": source.get("version", "HEAD")}
+    elif kind == "pip":
+        normalized_source = {"kind": kind, "pip": source["pip"]}
+    return {
+        "name": name,
+        "unit": UNIT_TEMPLATE.format(name),
+        "port": location["port"],
+        "bind": bind,
+        "probe_host": _probe_host(bind),
+        "address": address,
+        "dir": base,
+        "venv": f"{base}/venv",
+        "checkout": checkout,
+        "source": normalized_source,
+        "source_kind": kind or "",
+        "working_directory": working_directory,
+        "target": target,
+        "packages": list(location.get("packages", [])),
+        "environment": dict(location.get("environment", {})),
+        "environment_files": list(location.get("environment_files", [])),
+        "read_write_paths": list(location.get("read_write_paths", [])),
+        "memory_deny_write_execute": location.get("memory_deny_write_execute", True),
+    }
+
+
+def dagster_code_location_servers(locations, host, addresses, root="/opt/dagster/code-locations"):
+    """Validate the whole list; return the gRPC servers that `host` runs, ready for the role's tasks."""
+    if not isinstance(root, str) or not root.startswith("/") or _UNIT_UNSAFE_RE.search(root):
+        raise AnsibleFilterError(f"dagster_code_location_root: must be an absolute path without white space, got {root!r}")
+    validated = validate_locations(locations, addresses)
+    return [
+        _server(location, addresses[host], root)
+        for location in validated
+        if location["type"] == "grpc" and location.get("deploy_to") == host
+    ]
 
 
 class FilterModule:
-    """Dagster workspace filters."""
+    """Dagster workspace and code-location filters."""
 
     def filters(self):
-        return {"dagster_workspace": dagster_workspace}
+        return {
+            "dagster_workspace": dagster_workspace,
+            "dagster_code_location_addresses": dagster_code_location_addresses,
+            "dagster_code_location_servers": dagster_code_location_servers,
+        }

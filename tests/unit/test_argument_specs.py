@@ -73,8 +73,12 @@ def test_every_default_has_its_declared_type_and_is_a_choice(role):
         value, expected = spec["default"], TYPES[spec["type"]]
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             wrong.append(f"{name}: {value!r} is not a {spec['type']}")
-        if "choices" in spec and value not in spec["choices"]:
-            wrong.append(f"{name}: {value!r} is not one of {spec['choices']}")
+        if "choices" in spec:
+            # Ansible checks a list's elements against the choices.
+            values = value if spec.get("type") == "list" else [value]
+            outside = [item for item in values if item not in spec["choices"]]
+            if outside:
+                wrong.append(f"{name}: {outside!r} not among {spec['choices']}")
         if spec["type"] == "list" and spec.get("elements") in TYPES and isinstance(value, list):
             if not all(isinstance(item, TYPES[spec["elements"]]) for item in value):
                 wrong.append(f"{name}: an element is not a {spec['elements']}")

@@ -14,8 +14,12 @@ MODULE = {"name": "example", "type": "module", "module": "dagster_example"}
 FILE = {"name": "scripts", "type": "file", "file": "/opt/code/defs.py"}
 
 
-def test_filter_is_registered():
-    assert dagster_workspace.FilterModule().filters() == {"dagster_workspace": workspace}
+def test_filters_are_registered():
+    assert dagster_workspace.FilterModule().filters() == {
+        "dagster_workspace": workspace,
+        "dagster_code_location_addresses": dagster_workspace.dagster_code_location_addresses,
+        "dagster_code_location_servers": dagster_workspace.dagster_code_location_servers,
+    }
 
 
 @pytest.mark.parametrize("empty", [None, []])
@@ -155,3 +159,253 @@ def test_bad_entry_is_rejected_naming_its_index_and_field(filter_error, entry, f
 def test_duplicate_messages_point_at_the_first_entry(filter_error):
     assert "dagster_code_locations[0]" in filter_error(workspace, [GRPC, {**MODULE, "name": "etl"}])
     assert "dagster_code_locations[0]" in filter_error(workspace, [GRPC, {**GRPC, "name": "etl-copy"}])
+
+
+# --- locations deployed by the dagster_code_location role -------------------------------------
+
+from dagster_workspace import dagster_code_location_addresses as addresses_of  # noqa: E402
+from dagster_workspace import dagster_code_location_servers as servers  # noqa: E402
+
+ADDRESSES = {"code1": "10.0.0.12", "code2": "code2.example.net"}
+DEPLOYED = {
+    "name": "etl",
+    "type": "grpc",
+    "port": 4000,
+    "deploy_to": "code1",
+    "module": "etl.definitions",
+    "source": {"git": "https://git.example.net/etl.git", "version": "v1.4.0"},
+}
+
+
+def test_a_deployed_location_takes_its_host_from_the_address_map():
+    result = workspace([DEPLOYED, {**GRPC, "name": "vendor"}, MODULE], addresses=ADDRESSES)
+    assert result["load_from"] == [
+        {"grpc_server": {"host": "10.0.0.12", "port": 4000, "location_name": "etl"}},
+        {"grpc_server": {"host": "code1.example.net", "port": 4000, "location_name": "vendor"}},
+        {"python_module": {"module_name": "dagster_example", "location_name": "example"}},
+    ]
+
+
+def test_deployment_keys_stay_out_of_the_workspace():
+    full = {
+        **DEPLOYED,
+        "bind": "0.0.0.0",
+        "attribute": "defs",
+        "working_directory": "/srv/etl",
+        "packages": ["pandas==2.2.3"],
+        "environment": {"API_TOKEN": "x", "RETRIES": 3},
+        "environment_files": ["/etc/etl/secrets.env"],
+        "read_write_paths": ["/srv/etl/cache"],
+        "memory_deny_write_execute": False,
+    }
+    assert workspace([full], addresses=ADDRESSES) == {
+        "load_from": [{"grpc_server": {"host": "10.0.0.12", "port": 4000, "location_name": "etl"}}]
+    }
+
+
+@pytest.mark.parametrize(
+    "source",
+    [{"directory": "/src/etl"}, {"git": "https://git.example.net/etl.git"}, {"pip": "etl==1.2.0"}],
+    ids=["directory", "git-without-version", "pip"],
+)
+def test_each_source_kind_is_accepted(source):
+    assert workspace([{**DEPLOYED, "source": source}], addresses=ADDRESSES)["load_from"][0]["grpc_server"]["port"] == 4000
+
+
+def test_a_relative_file_is_accepted_with_a_directory_or_git_source():
+    location = {**_without(DEPLOYED, "module"), "file": "defs.py"}
+    assert workspace([location], addresses=ADDRESSES)
+    assert workspace([{**location, "source": {"directory": "/src"}}], addresses=ADDRESSES)
+
+
+def test_locations_on_other_hosts_or_ports_coexist():
+    others = [
+        DEPLOYED,
+        {**DEPLOYED, "name": "etl2", "port": 4001},
+        {**DEPLOYED, "name": "etl3", "deploy_to": "code2"},
+        {**GRPC, "name": "vendor", "host": "10.0.0.12", "port": 4002},
+    ]
+    assert len(workspace(others, addresses=ADDRESSES)["load_from"]) == 4
+
+
+# (the entry, the field the message must name); the first entry of the list is DEPLOYED.
+DEPLOYED_ERRORS = {
+    "deploy-to-unknown-host": ({**DEPLOYED, "name": "b", "deploy_to": "code9"}, "deploy_to"),
+    "deploy-to-empty": ({**DEPLOYED, "name": "b", "deploy_to": ""}, "deploy_to"),
+    "deploy-to-not-string": ({**DEPLOYED, "name": "b", "deploy_to": ["code1"]}, "deploy_to"),
+    "host-and-deploy-to": ({**DEPLOYED, "name": "b", "port": 4001, "host": "10.0.0.12"}, "host"),
+    "ssl-on-deployed": ({**DEPLOYED, "name": "b", "port": 4001, "ssl": True}, "ssl"),
+    "no-module-or-file": (_without({**DEPLOYED, "name": "b", "port": 4001}, "module"), "module"),
+    "module-and-file": ({**DEPLOYED, "name": "b", "port": 4001, "file": "/x.py"}, "module"),
+    "module-with-space": ({**DEPLOYED, "name": "b", "port": 4001, "module": "etl defs"}, "module"),
+    "relative-file-without-checkout": (
+        {**_without({**DEPLOYED, "name": "b", "port": 4001, "source": {"pip": "etl"}}, "module"), "file": "defs.py"},
+        "file",
+    ),
+    "attribute-with-percent": ({**DEPLOYED, "name": "b", "port": 4001, "attribute": "de%fs"}, "attribute"),
+    "working-directory-relative": ({**DEPLOYED, "name": "b", "port": 4001, "working_directory": "srv"}, "working_directory"),
+    "bind-empty": ({**DEPLOYED, "name": "b", "port": 4001, "bind": ""}, "bind"),
+    "bind-with-space": ({**DEPLOYED, "name": "b", "port": 4001, "bind": "0.0.0.0 -x"}, "bind"),
+    "source-not-map": ({**DEPLOYED, "name": "b", "port": 4001, "source": "/src"}, "source"),
+    "source-empty": ({**DEPLOYED, "name": "b", "port": 4001, "source": {}}, "source"),
+    "source-two-kinds": ({**DEPLOYED, "name": "b", "port": 4001, "source": {"pip": "a", "directory": "/b"}}, "source"),
+    "source-unknown-key": ({**DEPLOYED, "name": "b", "port": 4001, "source": {"pip": "a", "version": "1"}}, "source.version"),
+    "source-empty-value": ({**DEPLOYED, "name": "b", "port": 4001, "source": {"git": ""}}, "source.git"),
+    "packages-not-list": ({**DEPLOYED, "name": "b", "port": 4001, "packages": "pandas"}, "packages"),
+    "packages-empty-item": ({**DEPLOYED, "name": "b", "port": 4001, "packages": ["pandas", ""]}, "packages[1]"),
+    "environment-not-map": ({**DEPLOYED, "name": "b", "port": 4001, "environment": ["A=1"]}, "environment"),
+    "environment-bad-name": ({**DEPLOYED, "name": "b", "port": 4001, "environment": {"1A": "x"}}, "environment"),
+    "environment-nested-value": ({**DEPLOYED, "name": "b", "port": 4001, "environment": {"A": {"b": 1}}}, "environment.A"),
+    "environment-files-relative": (
+        {**DEPLOYED, "name": "b", "port": 4001, "environment_files": ["/etc/a.env", "b.env"]},
+        "environment_files[1]",
+    ),
+    "read-write-paths-space": (
+        {**DEPLOYED, "name": "b", "port": 4001, "read_write_paths": ["/srv/my cache"]},
+        "read_write_paths[0]",
+    ),
+    "read-write-paths-not-list": ({**DEPLOYED, "name": "b", "port": 4001, "read_write_paths": "/srv"}, "read_write_paths"),
+    "mdwe-not-bool": ({**DEPLOYED, "name": "b", "port": 4001, "memory_deny_write_execute": "no"}, "memory_deny_write_execute"),
+    "unknown-key": ({**DEPLOYED, "name": "b", "port": 4001, "restart": "always"}, "restart"),
+    "port-missing": (_without({**DEPLOYED, "name": "b"}, "port"), "port"),
+    "same-host-same-port": ({**DEPLOYED, "name": "b", "module": "other"}, "port"),
+    "external-on-a-deployed-endpoint": ({**GRPC, "name": "b", "host": "10.0.0.12"}, "port"),
+    "duplicate-name-across-hosts": ({**DEPLOYED, "deploy_to": "code2"}, "name"),
+    "deployment-key-without-deploy-to": ({**GRPC, "name": "b", "source": {"pip": "etl"}}, "source"),
+    "grpc-without-host-or-deploy-to": (_without({**GRPC, "name": "b"}, "host"), "host"),
+    "name-not-a-unit-name": ({**DEPLOYED, "name": "etl@prod", "port": 4001}, "name"),
+}
+
+
+@pytest.mark.parametrize(("entry", "field"), list(DEPLOYED_ERRORS.values()), ids=list(DEPLOYED_ERRORS))
+def test_bad_deployed_entry_is_rejected_naming_its_index_and_field(filter_error, entry, field):
+    message = filter_error(workspace, [DEPLOYED, entry], addresses=ADDRESSES)
+    pattern = re.escape("dagster_code_locations[1]") + r"( \('[^']*'\))?\." + re.escape(field) + ": "
+    assert re.match(pattern, message), message
+
+
+def test_a_deploy_to_host_outside_the_group_lists_the_group(filter_error):
+    message = filter_error(workspace, [{**DEPLOYED, "deploy_to": "db1"}], addresses=ADDRESSES)
+    assert "'db1' is not a host of the dagster_code_locations inventory group (its hosts: code1, code2)" in message
+
+
+def test_a_deployed_location_without_any_address_map_is_an_error(filter_error, assert_field):
+    assert "deploy_to" in filter_error(workspace, [DEPLOYED])
+
+
+def test_the_endpoint_message_names_host_and_address(filter_error):
+    message = filter_error(workspace, [DEPLOYED, {**DEPLOYED, "name": "b"}], addresses=ADDRESSES)
+    assert "code1 (10.0.0.12):4000 is already used by dagster_code_locations[0]" in message
+
+
+def test_addresses_must_be_a_map(filter_error, assert_field):
+    assert_field(filter_error(workspace, [MODULE], addresses=["code1"]), "addresses")
+
+
+# --- dagster_code_location_addresses ----------------------------------------------------------
+
+
+def test_addresses_prefer_the_hosts_own_setting_then_ansible_host_then_the_name():
+    hostvars = {
+        "code1": {"dagster_code_location_address": "10.0.0.12", "ansible_host": "203.0.113.5"},
+        "code2": {"ansible_host": "203.0.113.6", "dagster_code_location_address": ""},
+        "code3": {},
+        "db1": {"ansible_host": "203.0.113.9"},
+    }
+    assert addresses_of(hostvars, ["code1", "code2", "code3"]) == {
+        "code1": "10.0.0.12",
+        "code2": "203.0.113.6",
+        "code3": "code3",
+    }
+
+
+def test_addresses_of_no_hosts_is_empty():
+    assert addresses_of({"a": {}}) == {}
+
+
+def test_an_address_systemd_would_split_is_an_error(filter_error, assert_field):
+    message = filter_error(addresses_of, {"code1": {"dagster_code_location_address": "10.0.0.1 -x"}}, ["code1"])
+    assert_field(message, "dagster_code_location_address of code1")
+
+
+def test_addresses_hosts_must_be_a_list(filter_error, assert_field):
+    assert_field(filter_error(addresses_of, {}, "code1"), "hosts")
+
+
+# --- dagster_code_location_servers ------------------------------------------------------------
+
+
+def test_servers_are_those_of_the_host_with_paths_and_command_line():
+    locations = [
+        DEPLOYED,
+        {**DEPLOYED, "name": "other", "deploy_to": "code2"},
+        {**_without(DEPLOYED, "module"), "name": "jit", "port": 4001, "file": "defs.py", "attribute": "defs",
+         "source": {"directory": "/src/jit"}, "memory_deny_write_execute": False, "environment": {"A": "1"}},
+        MODULE,
+    ]
+    result = servers(locations, "code1", ADDRESSES, root="/opt/dagster/code-locations")
+    assert [server["name"] for server in result] == ["etl", "jit"]
+    etl, jit = result
+    assert etl == {
+        "name": "etl",
+        "unit": "dagster-code-location@etl.service",
+        "port": 4000,
+        "bind": "10.0.0.12",
+        "probe_host": "10.0.0.12",
+        "address": "10.0.0.12",
+        "dir": "/opt/dagster/code-locations/etl",
+        "venv": "/opt/dagster/code-locations/etl/venv",
+        "checkout": "/opt/dagster/code-locations/etl/src",
+        "source": {"kind": "git", "git": "https://git.example.net/etl.git", "version": "v1.4.0"},
+        "source_kind": "git",
+        "working_directory": "/opt/dagster/code-locations/etl/src",
+        "target": ["--module-name", "etl.definitions"],
+        "packages": [],
+        "environment": {},
+        "environment_files": [],
+        "read_write_paths": [],
+        "memory_deny_write_execute": True,
+    }
+    assert jit["target"] == ["--python-file", "/opt/dagster/code-locations/jit/src/defs.py", "--attribute", "defs"]
+    assert jit["memory_deny_write_execute"] is False and jit["environment"] == {"A": "1"}
+    assert jit["source"] == {"kind": "directory", "directory": "/src/jit"}
+
+
+@pytest.mark.parametrize(
+    ("address", "bind", "probe"),
+    [
+        ("10.0.0.12", "10.0.0.12", "10.0.0.12"),
+        ("fd00::12", "fd00::12", "fd00::12"),
+        ("localhost", "127.0.0.1", "127.0.0.1"),
+        ("code2.example.net", "0.0.0.0", "127.0.0.1"),
+    ],
+)
+def test_a_server_binds_the_address_the_instance_uses_when_it_is_an_ip(address, bind, probe):
+    (server,) = servers([DEPLOYED], "code1", {"code1": address})
+    assert (server["bind"], server["probe_host"]) == (bind, probe)
+
+
+def test_an_explicit_bind_wins_and_a_wildcard_is_probed_on_loopback():
+    (server,) = servers([{**DEPLOYED, "bind": "::"}], "code1", ADDRESSES)
+    assert (server["bind"], server["probe_host"]) == ("::", "::1")
+
+
+def test_a_pip_source_has_no_checkout_and_runs_in_its_directory():
+    (server,) = servers([{**DEPLOYED, "source": {"pip": "etl==1.2"}}], "code1", ADDRESSES)
+    assert server["checkout"] is None and server["working_directory"] == "/opt/dagster/code-locations/etl"
+    assert server["source"] == {"kind": "pip", "pip": "etl==1.2"} and server["source_kind"] == "pip"
+
+
+def test_servers_validate_the_whole_list_not_only_the_hosts(filter_error):
+    bad = {**DEPLOYED, "name": "b", "deploy_to": "code2", "port": 0}
+    message = filter_error(servers, [DEPLOYED, bad], "code1", ADDRESSES)
+    assert message.startswith("dagster_code_locations[1] ('b').port:"), message
+
+
+def test_a_host_with_no_locations_gets_none():
+    assert servers([DEPLOYED, MODULE], "code2", ADDRESSES) == []
+
+
+@pytest.mark.parametrize("root", ["opt/x", "/opt/my dir", 3])
+def test_the_root_must_be_an_absolute_path(filter_error, assert_field, root):
+    assert_field(filter_error(servers, [DEPLOYED], "code1", ADDRESSES, root=root), "dagster_code_location_root")

@@ -2,13 +2,17 @@
 
 Three assets and a job that materializes them. `run_host` records where the
 run executed (host name and process id), which the collection's tests use to
-show on which machine a run happened.
+show on which machine a run happened. Two more jobs show the instance's run
+handling: `flaky_job` fails its first attempt (run retries bring it to
+success) and `slow_job` sleeps for ten minutes (run monitoring and queue
+limits act on it).
 """
 
 import os
 import socket
+import time
 
-from dagster import Definitions, MaterializeResult, asset, define_asset_job
+from dagster import Definitions, MaterializeResult, asset, define_asset_job, job, op
 
 
 @asset(description="A handful of numbers.")
@@ -34,4 +38,29 @@ def run_host():
 
 example_job = define_asset_job("example_job", selection=["numbers", "total", "run_host"])
 
-defs = Definitions(assets=[numbers, total, run_host], jobs=[example_job])
+
+@op
+def fail_first_attempt(context):
+    attempt = int(context.run.tags.get("dagster/retry_number", "0"))
+    if attempt == 0:
+        raise RuntimeError("the first attempt of flaky_job fails on purpose")
+    context.log.info(f"attempt {attempt} succeeds")
+    return attempt
+
+
+@job(description="Fails its first attempt; a run retry succeeds.")
+def flaky_job():
+    fail_first_attempt()
+
+
+@op
+def sleep_ten_minutes():
+    time.sleep(600)
+
+
+@job(description="Sleeps for ten minutes.")
+def slow_job():
+    sleep_ten_minutes()
+
+
+defs = Definitions(assets=[numbers, total, run_host], jobs=[example_job, flaky_job, slow_job])

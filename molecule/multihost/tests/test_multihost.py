@@ -1,0 +1,395 @@
+"""The multi-host deployment as a user checks it by hand: PostgreSQL on db,
+the instance on instance, the code servers on code, on the scenario's own
+network 10.213.47.0/24 (the Docker host is its gateway, .1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import ssl
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+from dagster_checks import graphql, journal, launch_run, locations, wait_for_run
+
+DB, INSTANCE, CODE = "dagster-mh-db", "dagster-mh-instance", "dagster-mh-code"
+DB_ADDRESS, INSTANCE_ADDRESS, CODE_ADDRESS, DOCKER_HOST_ADDRESS = (
+    "10.213.47.10",
+    "10.213.47.11",
+    "10.213.47.12",
+    "10.213.47.1",
+)
+PASSWORD_FILE = "/etc/dagster-postgresql/dagster.password"
+LOCATIONS = {"example": 4000, "second": 4001}
+ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+
+
+def unit(name):
+    return f"dagster-code-location@{name}.service"
+
+
+@pytest.fixture(scope="module")
+def db():
+    return testinfra.get_host(f"docker://{DB}")
+
+
+@pytest.fixture(scope="module")
+def instance():
+    return testinfra.get_host(f"docker://{INSTANCE}")
+
+
+@pytest.fixture(scope="module")
+def code():
+    return testinfra.get_host(f"docker://{CODE}")
+
+
+@pytest.fixture(scope="module")
+def password(db):
+    """The password the database host generated at the first converge."""
+    secret = db.file(PASSWORD_FILE)
+    assert secret.mode == 0o600 and secret.user == "root", (oct(secret.mode), secret.user)
+    value = secret.content_string.strip()
+    assert len(value) >= 32
+    return value
+
+
+def psql(db, sql, database="dagster"):
+    return db.check_output(f"sudo -u postgres psql -d {database} -tAc \"{sql}\"").strip()
+
+
+def main_pid(host, name):
+    return int(host.check_output(f"systemctl show -p MainPID --value {name}"))
+
+
+def server_children(host, name):
+    """PIDs of the `dagster api grpc` processes the code server loads the code in."""
+    out = host.run(f"pgrep -f -- 'dagster api grpc .*--location-name {name}( |$)'").stdout
+    return {int(pid) for pid in out.split()}
+
+
+def health(code, name):
+    port = LOCATIONS[name]
+    return code.run(
+        f"/opt/dagster/code-locations/{name}/venv/bin/dagster api grpc-health-check --host {CODE_ADDRESS} --port {port}"
+    )
+
+
+# --- units and layout ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("which", "name"),
+    [
+        ("db", "postgresql.service"),
+        ("instance", "dagster-webserver.service"),
+        ("instance", "dagster-daemon.service"),
+        ("code", unit("example")),
+        ("code", unit("second")),
+    ],
+)
+def test_unit_active_and_enabled(request, which, name):
+    host = request.getfixturevalue(which)
+    service = host.service(name)
+    assert service.is_running, journal(host, name)
+    assert service.is_enabled
+
+
+def test_each_host_runs_only_its_part(db, instance, code):
+    assert not db.exists("/opt/dagster") and not db.service("dagster-webserver.service").is_running
+    assert not instance.service("postgresql.service").is_running
+    assert not code.service("dagster-webserver.service").is_running
+    assert not code.service("postgresql.service").is_running
+
+
+def test_code_servers_listen_only_on_the_address_the_instance_uses(code):
+    listening = code.socket.get_listening_sockets()
+    for port in LOCATIONS.values():
+        bound = [s for s in listening if s.endswith(f":{port}")]
+        assert bound == [f"tcp://{CODE_ADDRESS}:{port}"], bound
+
+
+def test_workspace_names_the_code_host_once_written_on_it(instance):
+    import yaml
+
+    workspace = yaml.safe_load(instance.file("/var/lib/dagster/workspace.yaml").content_string)
+    assert workspace == {
+        "load_from": [
+            {"grpc_server": {"host": CODE_ADDRESS, "port": 4000, "location_name": "example"}},
+            {"grpc_server": {"host": CODE_ADDRESS, "port": 4001, "location_name": "second"}},
+        ]
+    }
+
+
+def test_instance_starts_after_nothing_remote(instance):
+    # Local code-location units are ordered before the instance; here none are local.
+    after = instance.check_output("systemctl show -p After --value dagster-webserver.service")
+    assert "dagster-code-location@" not in after
+
+
+def test_per_location_sandbox_switch(code):
+    def mdwe(name):
+        return code.check_output(f"systemctl show -p MemoryDenyWriteExecute --value {unit(name)}").strip()
+
+    assert mdwe("example") == "yes"
+    assert mdwe("second") == "no"
+
+
+@pytest.mark.parametrize("name", list(LOCATIONS))
+def test_code_server_exposure(code, name):
+    out = code.check_output(f"systemd-analyze security --no-pager {unit(name)} | tail -n 1")
+    score = float(re.search(r"exposure level for \S+: (\d+\.\d+)", out).group(1))
+    print(f"{unit(name)}: {out.strip()}")
+    assert score <= 3.5, out
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def test_postgresql_settings(db):
+    assert psql(db, "SHOW password_encryption") == "scram-sha-256"
+    assert psql(db, "SHOW listen_addresses") == DB_ADDRESS
+    assert psql(db, "SHOW ssl") == "on"
+    listening = [s for s in db.socket.get_listening_sockets() if s.endswith(":5432")]
+    assert listening == [f"tcp://{DB_ADDRESS}:5432"], listening
+
+
+def test_dagster_role(db):
+    row = psql(db, "SELECT rolsuper, rolcanlogin, rolconnlimit, left(rolpassword, 14) FROM pg_authid WHERE rolname='dagster'")
+    assert row == "f|t|40|SCRAM-SHA-256$", row
+
+
+def test_pg_hba_lets_in_only_the_dagster_hosts(db):
+    rules = psql(
+        db,
+        "SELECT type, array_to_string(database, ','), array_to_string(user_name, ','), coalesce(address, ''), "
+        "coalesce(netmask, ''), auth_method FROM pg_hba_file_rules WHERE error IS NULL",
+    ).splitlines()
+    assert not [r for r in rules if r.endswith("|trust")], rules
+    assert not [r for r in rules if "|0.0.0.0|" in r or "|::|" in r], rules
+    tcp = sorted(r for r in rules if r.split("|")[0].startswith("host") and r.split("|")[3] not in ("127.0.0.1", "::1"))
+    assert tcp == [
+        f"hostssl|dagster|dagster|{INSTANCE_ADDRESS}|255.255.255.255|scram-sha-256",
+        f"hostssl|dagster|dagster|{CODE_ADDRESS}|255.255.255.255|scram-sha-256",
+    ], tcp
+
+
+# Connects with the password from the host's own 0640 environment file, read
+# inside the process: it appears on no command line.
+_CONNECT = r"""
+import re, sys, psycopg2
+path, host = sys.argv[1], sys.argv[2]
+text = open(path).read()
+password = __import__("json").loads(re.search(r'^DAGSTER_PG_PASSWORD=(.*)$', text, re.M).group(1))
+with psycopg2.connect(host=host, dbname="dagster", user="dagster", password=password, sslmode="require") as conn:
+    cur = conn.cursor()
+    cur.execute("SELECT ssl, inet_client_addr() FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE pid = pg_backend_pid()")
+    print("%s %s" % cur.fetchone())
+"""
+
+
+@pytest.mark.parametrize(
+    ("which", "python", "env_file", "address"),
+    [
+        ("instance", "/opt/dagster/current/bin/python", "/etc/dagster/dagster.env", INSTANCE_ADDRESS),
+        ("code", "/opt/dagster/code-locations/example/venv/bin/python", "/etc/dagster/code-locations/example.env", CODE_ADDRESS),
+    ],
+)
+def test_dagster_hosts_reach_postgresql_over_tls(request, which, python, env_file, address):
+    host = request.getfixturevalue(which)
+    host.check_output(f"cat > /tmp/connect.py <<'EOF'\n{_CONNECT}\nEOF")
+    out = host.run(f"{python} /tmp/connect.py {env_file} {DB}")
+    host.run("rm -f /tmp/connect.py")
+    assert out.rc == 0, out.stderr
+    assert out.stdout.split() == ["True", address], out.stdout
+
+
+def test_postgresql_refuses_another_address_of_the_network_even_with_the_password(db):
+    # The database host itself, from its network address: not a Dagster host.
+    script = (
+        "import psycopg2\n"
+        f"password = open('{PASSWORD_FILE}').read().strip()\n"
+        "try:\n"
+        f"    psycopg2.connect(host='{DB_ADDRESS}', dbname='dagster', user='dagster', password=password, sslmode='require')\n"
+        "except psycopg2.OperationalError as error:\n"
+        "    print(error)\n"
+        "else:\n"
+        "    print('connected')\n"
+    )
+    out = db.check_output(f"python3 -c \"{script}\"")
+    assert f'no pg_hba.conf entry for host "{DB_ADDRESS}"' in out, out
+
+
+def _startup_over_tls(address, port=5432):
+    """Speak PostgreSQL's protocol from this (the Docker) host: SSLRequest, then a startup message."""
+    with socket.create_connection((address, port), timeout=10) as raw:
+        raw.sendall(struct.pack("!ii", 8, 80877103))
+        assert raw.recv(1) == b"S", "the server offers no TLS"
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with context.wrap_socket(raw) as tls:
+            params = b"user\0dagster\0database\0dagster\0\0"
+            tls.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+            reply = tls.recv(4096)
+    return reply
+
+
+def test_postgresql_refuses_the_docker_host(db):
+    reply = _startup_over_tls(DB_ADDRESS)
+    assert reply[:1] == b"E", reply
+    assert f'no pg_hba.conf entry for host "{DOCKER_HOST_ADDRESS}"'.encode() in reply, reply
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+def _materialized_hostname(db, run_id):
+    events = psql(
+        db,
+        f"SELECT event FROM event_logs WHERE run_id='{run_id}' AND dagster_event_type='ASSET_MATERIALIZATION'",
+    ).splitlines()
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            # Stored as metadata_entries: [{label: hostname, entry_data: {text: ...}}].
+            if node.get("label") == "hostname" and isinstance(node.get("entry_data"), dict):
+                found.append(node["entry_data"].get("text"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for event in events:
+        walk(json.loads(event))
+    return found
+
+
+def test_locations_load_on_the_instance(instance):
+    entries = locations(instance)
+    for name in LOCATIONS:
+        location = entries[name]["locationOrLoadError"]
+        assert location["__typename"] == "RepositoryLocation", location
+
+
+def test_run_executes_on_the_code_host_and_is_stored_on_the_db_host(db, instance, code):
+    run_id = launch_run(instance, "example", "example_job")
+    status, seconds, seen = wait_for_run(instance, run_id)
+    assert status == "SUCCESS", f"{seen}\n{journal(code, unit('example'))}"
+    assert psql(db, f"SELECT status FROM runs WHERE run_id='{run_id}'") == "SUCCESS"
+    assert _materialized_hostname(db, run_id) == [CODE], "run_host recorded another host"
+    print(f"run {run_id}: {' -> '.join(seen)} in {seconds:.1f} s on {CODE}")
+
+
+# --- reloads ------------------------------------------------------------------------------------
+
+
+RELOAD = """
+mutation Reload($name: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $name) {
+    __typename
+    ... on WorkspaceLocationEntry { name loadStatus locationOrLoadError { __typename } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def test_systemctl_reload_keeps_the_unit_and_loads_new_code(code):
+    before, children = main_pid(code, unit("example")), server_children(code, "example")
+    assert children, "no `dagster api grpc` process in the unit"
+    out = code.run(f"systemctl reload {unit('example')}")
+    assert out.rc == 0, out.stderr + journal(code, unit("example"))
+    assert code.service(unit("example")).is_running
+    assert main_pid(code, unit("example")) == before
+    deadline = time.monotonic() + 60
+    while server_children(code, "example") & children and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not server_children(code, "example") & children, "the code was not loaded into a new process"
+    assert health(code, "example").rc == 0
+
+
+def test_ui_reload_keeps_the_unit_and_runs_still_work(db, instance, code):
+    before = main_pid(code, unit("example"))
+    result = graphql(instance, RELOAD, {"name": "example"})["reloadRepositoryLocation"]
+    assert result["__typename"] == "WorkspaceLocationEntry", result
+    assert result["locationOrLoadError"]["__typename"] == "RepositoryLocation", result
+    assert main_pid(code, unit("example")) == before
+    assert health(code, "example").rc == 0
+    run_id = launch_run(instance, "example", "example_job")
+    status, _, seen = wait_for_run(instance, run_id)
+    assert status == "SUCCESS", seen
+    assert _materialized_hostname(db, run_id) == [CODE]
+
+
+# --- secrets, and a change that restarts one location only ---------------------------------------
+
+# Where the password may be: the generated file (0600) and the environment files (0640).
+ALLOWED = {
+    DB: {PASSWORD_FILE: 0o600},
+    INSTANCE: {"/etc/dagster/dagster.env": 0o640},
+    CODE: {f"/etc/dagster/code-locations/{name}.env": 0o640 for name in LOCATIONS},
+}
+
+
+@pytest.mark.parametrize("which", [DB, INSTANCE, CODE])
+def test_password_only_in_its_protected_files(which, password):
+    host = testinfra.get_host(f"docker://{which}")
+    host.check_output(f"cat > /tmp/needle <<'EOF'\n{password}\nEOF")
+    found = host.run(
+        "grep -rlsF -f /tmp/needle /etc /var /opt /root /home /srv /usr/local /tmp --exclude=needle"
+    ).stdout.split()
+    in_cmdlines = host.run("grep -lsF -f /tmp/needle /proc/[0-9]*/cmdline /proc/[0-9]*/environ").stdout.split()
+    host.run("rm -f /tmp/needle")
+    assert sorted(found) == sorted(ALLOWED[which]), found
+    for path, mode in ALLOWED[which].items():
+        assert host.file(path).mode == mode, path
+    # Only the services holding it in their environment (from the EnvironmentFile), no command line.
+    assert not [p for p in in_cmdlines if p.endswith("/cmdline")], in_cmdlines
+
+
+def _converge(extra_vars):
+    """Converge the scenario again, verbosely, as `molecule converge` does."""
+    inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
+    env = dict(
+        os.environ,
+        ANSIBLE_PIPELINING="true",
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".ansible/collections"),
+        ANSIBLE_FORCE_COLOR="false",
+        ANSIBLE_NOCOLOR="true",
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        ["ansible-playbook", "-vv", "-i", str(inventory), str(ROOT / "playbooks/site.yml"), "-e", extra_vars],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    return result, time.monotonic() - started
+
+
+def test_a_change_restarts_only_its_location_and_no_password_is_logged(instance, code, password):
+    pids = {name: main_pid(code, unit(name)) for name in LOCATIONS}
+    webserver, daemon = main_pid(instance, "dagster-webserver"), main_pid(instance, "dagster-daemon")
+    revision = str(int(time.time()))
+    result, seconds = _converge(f"multihost_revision={revision}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    print(f"verbose re-converge with one location's environment changed: {seconds:.0f} s")
+    assert password not in output, "the database password appears in the converge output"
+    assert main_pid(code, unit("second")) != pids["second"], "the changed location was not restarted"
+    assert main_pid(code, unit("example")) == pids["example"], "an unchanged location was restarted"
+    assert (main_pid(instance, "dagster-webserver"), main_pid(instance, "dagster-daemon")) == (webserver, daemon)
+    assert f'MULTIHOST_REVISION="{revision}"' in code.file("/etc/dagster/code-locations/second.env").content_string
+    assert health(code, "second").rc == 0
+    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)
+    # The environment file and the restart of that one server.
+    assert dict(recap) == {DB: "0", INSTANCE: "0", CODE: "2"}, recap

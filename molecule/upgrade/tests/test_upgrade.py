@@ -1,0 +1,138 @@
+"""After the upgrade from 1.12.22 to 1.13.27: the old runs, the new release,
+the backup, the kept environment; then retries, monitoring and the run purge."""
+
+import json
+import time
+
+import pytest
+from dagster_checks import graphql, journal, launch_run, run_status, wait_for_run
+
+NEW, OLD = "1.13.27", "1.12.22"
+
+RUNS_BY_TAG = """
+query Runs($key: String!, $value: String!) {
+  runsOrError(filter: {tags: [{key: $key, value: $value}]}) {
+    ... on Runs { results { runId status tags { key value } } }
+  }
+}
+"""
+
+
+def psql(host, sql):
+    return host.check_output(f"sudo -u postgres psql -d dagster -tAc \"{sql}\"").strip()
+
+
+def test_new_release_serves(host):
+    out = host.check_output(
+        "python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:3000/server_info').read().decode())\""
+    )
+    assert json.loads(out)["dagster_version"] == NEW
+
+
+def test_run_from_before_the_upgrade_is_still_listed(host):
+    run_id = host.file("/root/run-before-upgrade").content_string.strip()
+    assert run_status(host, run_id)["status"] == "SUCCESS"
+
+
+def test_previous_environment_was_kept(host):
+    venvs = host.check_output("ls /opt/dagster/venvs").split()
+    assert any(v.startswith(f"dagster-{OLD}-") for v in venvs), venvs
+    current = host.check_output("readlink /opt/dagster/current")
+    assert f"dagster-{NEW}-" in current
+
+
+def test_database_was_dumped_before_the_upgrade(host):
+    dumps = host.check_output(f"ls /var/backups/dagster/ | grep -- '-before-{NEW}-from-dagster-{OLD}-' || true").split()
+    assert len(dumps) == 1, dumps
+    dump = host.file(f"/var/backups/dagster/{dumps[0]}")
+    assert dump.size > 10_000 and dump.mode == 0o640 and dump.user == "dagster"
+    # A real custom-format dump holding the runs table.
+    listing = host.check_output(f"pg_restore --list /var/backups/dagster/{dumps[0]}")
+    assert "TABLE public runs" in listing
+
+
+def test_migration_ran_once(host):
+    log = host.file("/var/lib/dagster/upgrades.log").content_string.strip().splitlines()
+    assert len(log) == 1 and f"dagster-{OLD}-" in log[0] and f"dagster-{NEW}-" in log[0], log
+
+
+def test_new_run_succeeds_after_the_upgrade(host):
+    run_id = launch_run(host, "example", "example_job")
+    status, seconds, seen = wait_for_run(host, run_id)
+    assert status == "SUCCESS", seen
+    print(f"run after upgrade: {' -> '.join(seen)} in {seconds:.1f} s")
+
+
+def test_failed_run_is_retried_to_success(host):
+    run_id = launch_run(host, "example", "flaky_job")
+    status, _, _ = wait_for_run(host, run_id)
+    assert status == "FAILURE"
+    deadline = time.monotonic() + 120
+    retries = []
+    while time.monotonic() < deadline:
+        retries = graphql(host, RUNS_BY_TAG, {"key": "dagster/parent_run_id", "value": run_id})["runsOrError"]["results"]
+        if retries and retries[0]["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    assert retries, f"no retry of {run_id}\n{journal(host, 'dagster-daemon')}"
+    assert retries[0]["status"] == "SUCCESS", retries
+    tags = {t["key"]: t["value"] for t in retries[0]["tags"]}
+    assert tags["dagster/retry_number"] == "1"
+
+
+def _worker_pid(host, run_id):
+    return host.run(f"pgrep -f -- '{run_id}'").stdout.split()
+
+
+def test_killed_run_is_failed_by_run_monitoring(host):
+    # The default launcher cannot report a dead worker, so the run's maximum
+    # runtime is what ends it; monitoring polls every 5 s here.
+    run_id = launch_run(host, "example", "slow_job", tags={"dagster/max_runtime": "20"})
+    deadline = time.monotonic() + 90
+    while run_status(host, run_id)["status"] != "STARTED":
+        assert time.monotonic() < deadline, run_status(host, run_id)
+        time.sleep(1)
+    pids = []
+    while not pids and time.monotonic() < deadline:
+        pids = _worker_pid(host, run_id)
+        time.sleep(1)
+    assert pids, "no process of the run found"
+    host.run(f"kill -9 {' '.join(pids)}")
+    status, seconds, seen = wait_for_run(host, run_id, timeout=120)
+    print(f"killed run: {' -> '.join(seen)} {seconds:.0f} s after the kill")
+    assert status in ("FAILURE", "CANCELED"), seen
+    assert status == "FAILURE", f"monitoring ended the run as {status}: {seen}"
+
+
+def test_purge_deletes_only_old_finished_runs(host):
+    old = [launch_run(host, "example", "example_job") for _ in range(2)]
+    recent = launch_run(host, "example", "example_job")
+    for run_id in old + [recent]:
+        assert wait_for_run(host, run_id)[0] == "SUCCESS"
+    running = launch_run(host, "example", "slow_job")
+    deadline = time.monotonic() + 90
+    while run_status(host, running)["status"] != "STARTED":
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    # Backdate the old runs and the running one, for the test.
+    backdated = "','".join(old + [running])
+    psql(host, f"UPDATE runs SET update_timestamp = now() - interval '30 days', "
+               f"create_timestamp = now() - interval '30 days' WHERE run_id IN ('{backdated}')")
+    assert int(psql(host, f"SELECT count(*) FROM event_logs WHERE run_id IN ('{backdated}')")) > 0
+
+    result = host.run("systemctl start dagster-purge-runs.service")
+    assert result.rc == 0, journal(host, "dagster-purge-runs.service")
+    assert "deleted 2 run(s)" in journal(host, "dagster-purge-runs.service", 5)
+
+    for run_id in old:
+        assert psql(host, f"SELECT count(*) FROM runs WHERE run_id='{run_id}'") == "0"
+        assert psql(host, f"SELECT count(*) FROM event_logs WHERE run_id='{run_id}'") == "0"
+    assert psql(host, f"SELECT status FROM runs WHERE run_id='{recent}'") == "SUCCESS"
+    assert psql(host, f"SELECT status FROM runs WHERE run_id='{running}'") == "STARTED"
+    graphql(host, "mutation($id: String!) { terminateRun(runId: $id) { __typename } }", {"id": running})
+
+
+@pytest.mark.parametrize("unit", ["dagster-purge-runs.timer"])
+def test_purge_timer_is_enabled(host, unit):
+    assert host.service(unit).is_enabled
+    assert host.service(unit).is_running

@@ -1,0 +1,138 @@
+"""Checks that span the inventory: what one host's variables cannot tell."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: dagster_deployment
+author: dagsterops maintainers
+version_added: "0.2.0"
+short_description: Check a multi-host Dagster inventory as a whole
+description:
+  - Run once, before any host changes, over the hosts of the
+    C(dagster_code_locations) and C(dagster_instance) groups.
+  - Every one of those hosts must see the same C(dagster_code_locations) list,
+    the single source the code servers and the workspace are built from
+    (define it once, in group_vars/all).
+  - Instance hosts that share a database are one Dagster instance, which runs
+    exactly one daemon. Two daemons on one database, or none, is an error
+    that names the hosts; extra webservers set C(dagster_daemon_enabled=false).
+  - Returns a map of each database to the host that runs its daemon.
+options:
+  _input:
+    description: C(hostvars).
+    type: dict
+    required: true
+  groups:
+    description: C(groups), the inventory's groups.
+    type: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Check the deployment as a whole
+  ansible.builtin.assert:
+    that: (hostvars | dagsterops.dagster.dagster_deployment(groups)) is mapping
+    quiet: true
+  run_once: true
+"""
+
+RETURN = r"""
+_value:
+  description: Map of C(host:port/database) (or C(host:socket/database) for a local socket) to the host running its daemon.
+  type: dict
+"""
+
+try:
+    from ansible.errors import AnsibleFilterError
+except ImportError:  # pragma: no cover - lets the module load without Ansible
+    AnsibleFilterError = ValueError  # type: ignore[misc,assignment]
+
+# The dagster role's defaults for what a host does not set (a unit test keeps
+# them equal to roles/dagster/defaults/main.yml).
+ROLE_DEFAULTS = {
+    "dagster_daemon_enabled": True,
+    "dagster_postgres_host": "/run/postgresql",
+    "dagster_postgres_port": 5432,
+    "dagster_postgres_database": "dagster",
+}
+CODE_GROUP = "dagster_code_locations"
+INSTANCE_GROUP = "dagster_instance"
+
+
+def _get(hostvars, host, key, default=None):
+    variables = hostvars[host] if host in hostvars else {}
+    try:
+        value = variables[key]
+    except KeyError:
+        return default
+    return value
+
+
+def _database(hostvars, host):
+    """The key of the database an instance host stores its runs in."""
+    server = _get(hostvars, host, "dagster_postgres_host", ROLE_DEFAULTS["dagster_postgres_host"])
+    port = _get(hostvars, host, "dagster_postgres_port", ROLE_DEFAULTS["dagster_postgres_port"])
+    database = _get(hostvars, host, "dagster_postgres_database", ROLE_DEFAULTS["dagster_postgres_database"])
+    if str(server).startswith("/"):
+        # A socket reaches the database of the host itself.
+        return f"{host}:{server}/{database}"
+    return f"{server}:{port}/{database}"
+
+
+def check_locations_agree(hostvars, hosts):
+    reference_host, reference = None, None
+    for host in hosts:
+        locations = _get(hostvars, host, "dagster_code_locations", [])
+        if reference_host is None:
+            reference_host, reference = host, locations
+        elif locations != reference:
+            raise AnsibleFilterError(
+                f"dagster_code_locations: {host} sees a different list than {reference_host}; the code servers "
+                "and the workspace are built from one list, so define it once (group_vars/all) for every host "
+                f"of the {CODE_GROUP} and {INSTANCE_GROUP} groups"
+            )
+
+
+def check_one_daemon(hostvars, hosts):
+    daemons = {}
+    for host in hosts:
+        enabled = _get(hostvars, host, "dagster_daemon_enabled", ROLE_DEFAULTS["dagster_daemon_enabled"])
+        if not isinstance(enabled, bool):
+            raise AnsibleFilterError(f"dagster_daemon_enabled: must be true or false on {host}, got {enabled!r}")
+        runners = daemons.setdefault(_database(hostvars, host), [])
+        if enabled:
+            runners.append(host)
+    result = {}
+    for database, runners in daemons.items():
+        if len(runners) > 1:
+            raise AnsibleFilterError(
+                f"dagster_daemon_enabled: {', '.join(runners)} would each run dagster-daemon for the instance "
+                f"stored in {database}; an instance runs exactly one daemon, so set "
+                f"dagster_daemon_enabled: false on all of them but one (those run the webserver only)"
+            )
+        if not runners:
+            sharing = [host for host in hosts if _database(hostvars, host) == database]
+            raise AnsibleFilterError(
+                f"dagster_daemon_enabled: no host runs dagster-daemon for the instance stored in {database} "
+                f"({', '.join(sharing)}); without it no schedule, sensor or queued run happens, so leave it "
+                "enabled on one of them"
+            )
+        result[database] = runners[0]
+    return result
+
+
+def dagster_deployment(hostvars, groups):
+    """Check the inventory as a whole; return {database: daemon host}."""
+    if not isinstance(groups, dict):
+        raise AnsibleFilterError(f"groups: must be the inventory's groups, got {type(groups).__name__}")
+    instances = list(groups.get(INSTANCE_GROUP) or [])
+    code_hosts = list(groups.get(CODE_GROUP) or [])
+    check_locations_agree(hostvars, instances + [host for host in code_hosts if host not in instances])
+    return check_one_daemon(hostvars, instances)
+
+
+class FilterModule:
+    """Dagster deployment filters."""
+
+    def filters(self):
+        return {"dagster_deployment": dagster_deployment}
