@@ -19,7 +19,7 @@ source scripts/lib/images.sh
 # shellcheck source=scripts/lib/tools.sh
 source scripts/lib/tools.sh
 
-SCENARIOS=(default multihost exposure)
+SCENARIOS=(default multihost exposure upgrade)
 
 ensure_tool_venv "$root"
 link_collection "$root"
