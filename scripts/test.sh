@@ -49,7 +49,7 @@ run_lint() {
 }
 
 run_unit() {
-  pytest -q tests/unit
+  pytest -q tests/unit tests/collection
 }
 
 # check_mode_is_clean SCENARIO: --check --diff on the converged hosts changes nothing.
