@@ -37,7 +37,7 @@ if ! docker container inspect "$name" >/dev/null 2>&1; then
     -p "127.0.0.1:${port}:3000" "${IMAGE_PREFIX}:debian12" >/dev/null
 fi
 
-inventory=$(mktemp)
+inventory=$(mktemp --suffix .yml)
 trap 'rm -f "$inventory"' EXIT
 cat >"$inventory" <<INVENTORY
 all:
@@ -59,6 +59,11 @@ INVENTORY
 ANSIBLE_COLLECTIONS_PATH="$root/.ansible/collections" \
   "$root/.venv/bin/ansible-playbook" -i "$inventory" playbooks/site.yml
 
+url="http://127.0.0.1:${port}/"
+if ! python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + 'server_info', timeout=10)" "$url"; then
+  echo "The play finished, but nothing answers at $url" >&2
+  exit 1
+fi
 echo
-echo "Dagster is up: http://127.0.0.1:${port}/"
+echo "Dagster is up: $url"
 echo "Remove it with: scripts/demo.sh down"
