@@ -19,7 +19,8 @@ source scripts/lib/images.sh
 # shellcheck source=scripts/lib/tools.sh
 source scripts/lib/tools.sh
 
-SCENARIOS=(default multihost exposure upgrade)
+# Dealt out to the lanes in this order: longest first.
+SCENARIOS=(multihost docker upgrade faults exposure default)
 
 ensure_tool_venv "$root"
 link_collection "$root"
@@ -67,9 +68,23 @@ check_mode_is_clean() {
   rm -f "$log"
 }
 
+# What a scenario leaves on the test host's own engine besides its containers:
+# containers labelled with its name, and the docker scenario's run images.
+remove_engine_leftovers() {
+  local scenario=$1
+  local -a ids
+  mapfile -t ids < <(docker ps -aq --filter "label=dagsterops.scenario=$scenario")
+  [ ${#ids[@]} -eq 0 ] || docker rm -f "${ids[@]}" >/dev/null
+  if [ "$scenario" = docker ]; then
+    mapfile -t ids < <(docker images -q --filter 'reference=dagsterops-run-*' | sort -u)
+    [ ${#ids[@]} -eq 0 ] || docker rmi -f "${ids[@]}" >/dev/null
+  fi
+}
+
 run_scenario() {
   local scenario=$1 rc=0
   molecule destroy -s "$scenario" >/dev/null 2>&1 || true
+  remove_engine_leftovers "$scenario"
   molecule create -s "$scenario" &&
     molecule converge -s "$scenario" &&
     molecule idempotence -s "$scenario" &&
@@ -77,16 +92,65 @@ run_scenario() {
     molecule verify -s "$scenario" || rc=$?
   if [ "${DAGSTEROPS_KEEP:-}" != "1" ]; then
     molecule destroy -s "$scenario" >/dev/null 2>&1 || true
+    remove_engine_leftovers "$scenario"
   fi
   return $rc
 }
 
+# run_lane LOGDIR SCENARIO...: one after the other, each into LOGDIR/SCENARIO.log,
+# with its result line in LOGDIR/SCENARIO.result.
+run_lane() {
+  local logdir=$1 scenario started rc
+  shift
+  for scenario in "$@"; do
+    started=$(date +%s)
+    echo "==> molecule $scenario (lane $BASHPID, log: $logdir/$scenario.log)"
+    rc=0
+    run_scenario "$scenario" >"$logdir/$scenario.log" 2>&1 || rc=$?
+    printf '%-28s %-6s %4ss\n' "molecule $scenario" "$([ $rc -eq 0 ] && echo ok || echo FAILED)" \
+      $(($(date +%s) - started)) >"$logdir/$scenario.result"
+    cat "$logdir/$scenario.result"
+  done
+}
+
+# The scenarios in DAGSTEROPS_LANES parallel lanes (default 2), dealt out in
+# the order given; a failed scenario's log is printed at the end.
 run_molecule() {
   ensure_docker_engine
   ensure_base_images
-  local scenario
+  local lanes=${DAGSTEROPS_LANES:-2} scenario i logdir
+  if [ "$lanes" -le 1 ] || [ $# -le 1 ]; then
+    for scenario in "$@"; do
+      step "molecule $scenario" run_scenario "$scenario"
+    done
+    return 0
+  fi
+  logdir="$root/.molecule-logs"
+  rm -rf "$logdir" && mkdir -p "$logdir"
+  local -a lane_of=() pids=()
+  i=0
   for scenario in "$@"; do
-    step "molecule $scenario" run_scenario "$scenario"
+    lane_of[i % lanes]+="$scenario "
+    i=$((i + 1))
+  done
+  for ((i = 0; i < lanes; i++)); do
+    # shellcheck disable=SC2086  # a lane is a list of scenario names
+    run_lane "$logdir" ${lane_of[i]} &
+    pids+=($!)
+  done
+  wait "${pids[@]}" || true
+  for scenario in "$@"; do
+    if [ -f "$logdir/$scenario.result" ]; then
+      results+=("$(cat "$logdir/$scenario.result")")
+    else
+      results+=("$(printf '%-28s %-6s' "molecule $scenario" FAILED)")
+    fi
+    if ! grep -q ' ok ' "$logdir/$scenario.result" 2>/dev/null; then
+      failed=1
+      echo
+      echo "==> log of the failed scenario $scenario (last 300 lines; all of it in $logdir/$scenario.log)"
+      tail -n 300 "$logdir/$scenario.log" 2>/dev/null || true
+    fi
   done
 }
 

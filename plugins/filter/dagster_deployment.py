@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 DOCUMENTATION = r"""
 name: dagster_deployment
 author: dagsterops maintainers
@@ -16,6 +18,9 @@ description:
   - Instance hosts that share a database are one Dagster instance, which runs
     exactly one daemon. Two daemons on one database, or none, is an error
     that names the hosts; extra webservers set C(dagster_daemon_enabled=false).
+  - An instance host with the C(docker) run launcher must reach its database
+    over TCP at an address other than loopback, since its runs start in
+    containers, which reach neither the host's socket nor its loopback.
   - Returns a map of each database to the host that runs its daemon.
 options:
   _input:
@@ -54,6 +59,7 @@ ROLE_DEFAULTS = {
     "dagster_postgres_host": "/run/postgresql",
     "dagster_postgres_port": 5432,
     "dagster_postgres_database": "dagster",
+    "dagster_run_launcher": "default",
 }
 CODE_GROUP = "dagster_code_locations"
 INSTANCE_GROUP = "dagster_instance"
@@ -121,6 +127,29 @@ def check_one_daemon(hostvars, hosts):
     return result
 
 
+def _loopback(server):
+    if server == "localhost" or server.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(server.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_run_containers_reach_the_database(hostvars, hosts):
+    for host in hosts:
+        launcher = _get(hostvars, host, "dagster_run_launcher", ROLE_DEFAULTS["dagster_run_launcher"])
+        server = str(_get(hostvars, host, "dagster_postgres_host", ROLE_DEFAULTS["dagster_postgres_host"]))
+        if launcher == "docker" and (server.startswith("/") or _loopback(server)):
+            raise AnsibleFilterError(
+                f"dagster_run_launcher: docker on {host} starts each run in a container, which cannot reach the "
+                f"database at {server} (the host's own socket or loopback); set dagster_postgres_host to an "
+                "address the containers reach over TCP "
+                "(with dagster_postgresql_listen_addresses and dagster_postgresql_client_addresses on the "
+                "database host)"
+            )
+
+
 def dagster_deployment(hostvars, groups):
     """Check the inventory as a whole; return {database: daemon host}."""
     if not isinstance(groups, dict):
@@ -128,6 +157,7 @@ def dagster_deployment(hostvars, groups):
     instances = list(groups.get(INSTANCE_GROUP) or [])
     code_hosts = list(groups.get(CODE_GROUP) or [])
     check_locations_agree(hostvars, instances + [host for host in code_hosts if host not in instances])
+    check_run_containers_reach_the_database(hostvars, instances)
     return check_one_daemon(hostvars, instances)
 
 

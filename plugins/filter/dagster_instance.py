@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 DOCUMENTATION = r"""
 name: dagster_instance
@@ -14,6 +15,11 @@ description:
     returns the mapping that dagster.yaml holds.
   - Run retries carry C(enabled), so a positive C(max_retries) really retries.
   - Tick retention covers every tick status of schedules and sensors.
+  - The C(docker) run launcher section is checked against the keys of
+    dagster-docker's DockerRunLauncher; the variables in C(forward_env) (the
+    database password) are forwarded into run containers by name, and a
+    registry password is read from C(DAGSTER_DOCKER_REGISTRY_PASSWORD) in the
+    services' environment, so no secret is written into dagster.yaml.
   - C(extra_config) is deep-merged last. Keys that would contradict what the
     role writes (a second storage backend, a second run-queue configuration)
     are an error rather than a silently broken instance.
@@ -49,16 +55,15 @@ RUN_LAUNCHERS = ("default", "docker")
 # dagster.yaml keys that name a storage backend besides `storage`.
 _SPLIT_STORAGE_KEYS = ("run_storage", "event_log_storage", "schedule_storage")
 
-# Keys of the DockerRunLauncher's config in dagster-docker 0.29.
-DOCKER_LAUNCHER_KEYS = (
-    "image",
-    "registry",
-    "env_vars",
-    "network",
-    "networks",
-    "container_kwargs",
-    "auto_remove",
-)
+# Keys of the DockerRunLauncher's config, as dagster-docker 0.29.27 defines
+# them (DOCKER_CONFIG_SCHEMA); auto_remove, mem_limit, labels and the rest of
+# docker-py's containers.create() arguments go in container_kwargs.
+DOCKER_LAUNCHER_KEYS = ("image", "registry", "env_vars", "network", "networks", "container_kwargs")
+# container_kwargs that dagster-docker sets itself and refuses.
+DOCKER_KWARGS_REFUSED = {"image": "image", "environment": "env_vars", "network": "network or networks"}
+# The registry password goes into the services' environment file, never into dagster.yaml.
+DOCKER_REGISTRY_PASSWORD_ENV = "DAGSTER_DOCKER_REGISTRY_PASSWORD"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def _fail(field, problem):
@@ -217,25 +222,62 @@ def run_launcher_section(settings):
     kind = settings.get("run_launcher")
     if kind not in RUN_LAUNCHERS:
         _fail("dagster_run_launcher", f"must be one of {', '.join(RUN_LAUNCHERS)}, got {kind!r}")
-    if kind == "default":
-        return {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"}
+    # Checked with either launcher, so that a mistake shows before the switch to docker.
     docker = settings.get("docker") or {}
     if not isinstance(docker, dict):
         _fail("dagster_docker_launcher", f"must be a map, got {type(docker).__name__}")
-    unknown = sorted(set(docker) - set(DOCKER_LAUNCHER_KEYS))
+    unknown = sorted(map(str, set(docker) - set(DOCKER_LAUNCHER_KEYS)))
     if unknown:
+        hint = " (container options such as auto_remove go in container_kwargs)" if unknown[0] != "auto_remove" else (
+            ": auto_remove is a container option, set container_kwargs.auto_remove"
+        )
         _fail(
             f"dagster_docker_launcher.{unknown[0]}",
-            f"is not a DockerRunLauncher setting (allowed: {', '.join(DOCKER_LAUNCHER_KEYS)})",
+            f"is not a DockerRunLauncher setting (allowed: {', '.join(DOCKER_LAUNCHER_KEYS)}){hint}",
         )
-    if "network" in docker and "networks" in docker:
+    config = copy.deepcopy(docker)
+    for key in ("image", "network"):
+        if key in config and (not isinstance(config[key], str) or not config[key].strip()):
+            _fail(f"dagster_docker_launcher.{key}", f"must be a non-empty string, got {config[key]!r}")
+    if "network" in config and "networks" in config:
         _fail("dagster_docker_launcher.network", "set either network or networks, not both")
-    env_vars = docker.get("env_vars", [])
+    networks = config.get("networks", [])
+    if not isinstance(networks, list) or not all(isinstance(n, str) and n.strip() for n in networks):
+        _fail("dagster_docker_launcher.networks", f"must be a list of network names, got {networks!r}")
+    env_vars = config.get("env_vars", [])
     if not isinstance(env_vars, list) or not all(isinstance(item, str) for item in env_vars):
         _fail("dagster_docker_launcher.env_vars", "must be a list of variable names (NAME or NAME=value)")
+    for item in env_vars:
+        if not _ENV_NAME.match(item.partition("=")[0]):
+            _fail("dagster_docker_launcher.env_vars", f"{item!r} does not start with a variable name")
+    kwargs = config.get("container_kwargs", {})
+    if not isinstance(kwargs, dict):
+        _fail("dagster_docker_launcher.container_kwargs", f"must be a map, got {type(kwargs).__name__}")
+    for key, instead in DOCKER_KWARGS_REFUSED.items():
+        if key in kwargs:
+            _fail(f"dagster_docker_launcher.container_kwargs.{key}", f"is set by the launcher; use {instead} instead")
+    registry = config.get("registry")
+    if registry is not None:
+        if not isinstance(registry, dict) or sorted(map(str, registry)) != ["password", "url", "username"]:
+            _fail("dagster_docker_launcher.registry", "must be a map of url, username and password")
+        for key in ("url", "username", "password"):
+            if not isinstance(registry[key], str) or not registry[key]:
+                _fail(f"dagster_docker_launcher.registry.{key}", "must be a non-empty string")
+        config["registry"] = dict(registry, password={"env": DOCKER_REGISTRY_PASSWORD_ENV})
+    # Variables the run containers need from the services' environment, by
+    # name: the database password when PostgreSQL is reached over TCP.
+    forwarded = settings.get("forward_env") or []
+    if not isinstance(forwarded, list):
+        _fail("forward_env", f"must be a list of variable names, got {type(forwarded).__name__}")
+    names = {item.partition("=")[0] for item in env_vars}
+    env_vars = env_vars + [name for name in forwarded if name not in names]
+    if env_vars:
+        config["env_vars"] = env_vars
+    if kind == "default":
+        return {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"}
     section = {"module": "dagster_docker", "class": "DockerRunLauncher"}
-    if docker:
-        section["config"] = copy.deepcopy(docker)
+    if config:
+        section["config"] = config
     return section
 
 

@@ -23,8 +23,11 @@ description:
     locations accept C(attribute), C(working_directory) and C(executable_path).
   - A deployed C(grpc) location takes C(module) or C(file) (the code the server
     loads), C(attribute), C(working_directory), C(bind), C(source),
-    C(packages), C(environment), C(environment_files), C(read_write_paths) and
-    C(memory_deny_write_execute); see the dagster_code_location role.
+    C(packages), C(environment), C(environment_files), C(read_write_paths),
+    C(memory_deny_write_execute), and for the docker run launcher either
+    C(image) (the image its runs use) or C(image_build) (C(name) and C(base),
+    an image the role builds from the location's code); see the
+    dagster_code_location role.
   - The whole list is checked, names and endpoints across entries included.
     Any error names the entry's index and the offending field, and is raised
     before anything is written to a host.
@@ -111,7 +114,17 @@ DEPLOYMENT_KEYS = {
     "environment_files",
     "read_write_paths",
     "memory_deny_write_execute",
+    "image",
+    "image_build",
 }
+IMAGE_BUILD_KEYS = {"name", "base"}
+# A Docker repository name (lower case path components, an optional registry
+# host[:port] in front), and a reference: a name with a tag and/or a digest.
+_DOMAIN = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_NAME = rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
+_IMAGE_NAME_RE = re.compile(rf"{_IMAGE_NAME}\Z")
+_IMAGE_REF_RE = re.compile(rf"{_IMAGE_NAME}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?\Z")
 _DEPLOYED_KEYS = (_COMMON_KEYS | {"port"} | DEPLOYMENT_KEYS)
 SOURCE_KINDS = ("directory", "git", "pip")
 
@@ -242,6 +255,30 @@ def _validate_deployed(index, name, location):
             )
     if "memory_deny_write_execute" in location and not isinstance(location["memory_deny_write_execute"], bool):
         _fail(index, name, "memory_deny_write_execute", f"must be true or false, got {location['memory_deny_write_execute']!r}")
+    _validate_image(index, name, location, kind)
+
+
+def _validate_image(index, name, location, kind):
+    """image: the run image the code server advertises; image_build: one the role builds for it."""
+    if "image" in location and "image_build" in location:
+        _fail(index, name, "image", "set either image (an image of your own) or image_build, not both")
+    if "image" in location:
+        image = location["image"]
+        if not isinstance(image, str) or not _IMAGE_REF_RE.match(image):
+            _fail(index, name, "image", f"must be a Docker image reference such as registry.example.net/etl:1.4, got {image!r}")
+    if "image_build" in location:
+        build = location["image_build"]
+        if not isinstance(build, dict):
+            _fail(index, name, "image_build", f"must be a map with name and base, got {type(build).__name__}")
+        unknown = sorted(map(str, set(build) - IMAGE_BUILD_KEYS))
+        if unknown:
+            _fail(index, name, f"image_build.{unknown[0]}", f"is not a key of image_build (allowed: {', '.join(sorted(IMAGE_BUILD_KEYS))})")
+        if not isinstance(build.get("name"), str) or not _IMAGE_NAME_RE.match(build["name"]):
+            _fail(index, name, "image_build.name", f"must be a Docker repository name without a tag (the role tags by content), got {build.get('name')!r}")
+        if not isinstance(build.get("base"), str) or not _IMAGE_REF_RE.match(build["base"]):
+            _fail(index, name, "image_build.base", f"must name the base image (with python3 in it), got {build.get('base')!r}")
+        if kind is None:
+            _fail(index, name, "image_build", "needs a source (directory, git or pip): the image holds the location's code")
 
 
 def validate_location(index, location):
@@ -465,6 +502,8 @@ def _server(location, address, root):
         "environment_files": list(location.get("environment_files", [])),
         "read_write_paths": list(location.get("read_write_paths", [])),
         "memory_deny_write_execute": location.get("memory_deny_write_execute", True),
+        "image": location.get("image", ""),
+        "image_build": dict(location["image_build"]) if "image_build" in location else None,
     }
 
 

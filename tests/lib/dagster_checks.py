@@ -1,11 +1,18 @@
 """Checks the molecule verifiers share: GraphQL calls made from inside a test
-host, run launching and waiting, and unit journals for failure messages."""
+host, run launching and waiting, unit journals for failure messages, and
+playbook runs against the scenario's inventory."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[2]))
 
 # Runs inside the test host with its own python3, so no client is installed there.
 _GRAPHQL_CLIENT = r"""
@@ -117,3 +124,53 @@ def wait_for_run(host, run_id, timeout=180, **kwargs):
                 f"{journal(host, 'dagster-daemon')}"
             )
         time.sleep(1)
+
+
+def ansible_playbook(playbook, extra_vars=None, *args, env=None):
+    """Run a playbook against the scenario's inventory, as molecule runs the converge.
+
+    Returns (exit code, stdout + stderr, seconds)."""
+    inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
+    if extra_vars:
+        command += ["-e", json.dumps(extra_vars)]
+    environment = dict(
+        os.environ,
+        ANSIBLE_PIPELINING="true",
+        ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".ansible/collections"),
+        ANSIBLE_FORCE_COLOR="false",
+        ANSIBLE_NOCOLOR="true",
+        **(env or {}),
+    )
+    started = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
+    return result.returncode, result.stdout + result.stderr, time.monotonic() - started
+
+
+def psql(host, sql, database="dagster"):
+    """A query as the postgres superuser on the database host; the rows as text."""
+    return host.check_output(f"sudo -u postgres psql -d {database} -tAc \"{sql}\"").strip()
+
+
+def materialized_text(db, run_id, label="hostname"):
+    """The text metadata entries `label` of the run's asset materializations, read from PostgreSQL."""
+    events = psql(
+        db,
+        f"SELECT event FROM event_logs WHERE run_id='{run_id}' AND dagster_event_type='ASSET_MATERIALIZATION'",
+    ).splitlines()
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            # Stored as metadata_entries: [{label: ..., entry_data: {text: ...}}].
+            if node.get("label") == label and isinstance(node.get("entry_data"), dict):
+                found.append(node["entry_data"].get("text"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for event in events:
+        walk(json.loads(event))
+    return found

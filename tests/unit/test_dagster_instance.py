@@ -93,6 +93,9 @@ def test_fixture_is_what_the_role_passes_with_its_defaults(repo_root):
     defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
     role_vars = yaml.safe_load((role / "vars" / "main.yml").read_text())
     rendered = _render(role_vars["_dagster_instance_settings"], {**defaults, **role_vars})
+    # An expression, not a plain variable: the password's variable name over TCP, nothing over the socket.
+    forward_env = rendered.pop("forward_env")
+    assert forward_env == "{{ [] if _dagster_postgres_local else [_dagster_postgres_password_env] }}"
     assert rendered == DEFAULT_SETTINGS
 
 

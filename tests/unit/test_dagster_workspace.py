@@ -365,6 +365,8 @@ def test_servers_are_those_of_the_host_with_paths_and_command_line():
         "environment_files": [],
         "read_write_paths": [],
         "memory_deny_write_execute": True,
+        "image": "",
+        "image_build": None,
     }
     assert jit["target"] == ["--python-file", "/opt/dagster/code-locations/jit/src/defs.py", "--attribute", "defs"]
     assert jit["memory_deny_write_execute"] is False and jit["environment"] == {"A": "1"}

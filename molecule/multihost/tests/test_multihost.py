@@ -4,19 +4,16 @@ network 10.213.47.0/24 (the Docker host is its gateway, .1)."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import socket
 import ssl
 import struct
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import testinfra
-from dagster_checks import graphql, journal, launch_run, locations, wait_for_run
+from dagster_checks import PROJECT as ROOT
+from dagster_checks import ansible_playbook, graphql, journal, launch_run, locations, materialized_text, psql, wait_for_run
 
 DB, INSTANCE, CODE = "dagster-mh-db", "dagster-mh-instance", "dagster-mh-code"
 DB_ADDRESS, INSTANCE_ADDRESS, CODE_ADDRESS, DOCKER_HOST_ADDRESS = (
@@ -26,8 +23,8 @@ DB_ADDRESS, INSTANCE_ADDRESS, CODE_ADDRESS, DOCKER_HOST_ADDRESS = (
     "10.213.47.1",
 )
 PASSWORD_FILE = "/etc/dagster-postgresql/dagster.password"
-LOCATIONS = {"example": 4000, "second": 4001}
-ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+LOCATIONS = {"example": 4000, "second": 4001, "third": 4002}
+GIT_REPOSITORY = "/srv/git/example"
 
 
 def unit(name):
@@ -59,10 +56,6 @@ def password(db):
     return value
 
 
-def psql(db, sql, database="dagster"):
-    return db.check_output(f"sudo -u postgres psql -d {database} -tAc \"{sql}\"").strip()
-
-
 def main_pid(host, name):
     return int(host.check_output(f"systemctl show -p MainPID --value {name}"))
 
@@ -91,6 +84,7 @@ def health(code, name):
         ("instance", "dagster-daemon.service"),
         ("code", unit("example")),
         ("code", unit("second")),
+        ("code", unit("third")),
     ],
 )
 def test_unit_active_and_enabled(request, which, name):
@@ -122,6 +116,7 @@ def test_workspace_names_the_code_host_once_written_on_it(instance):
         "load_from": [
             {"grpc_server": {"host": CODE_ADDRESS, "port": 4000, "location_name": "example"}},
             {"grpc_server": {"host": CODE_ADDRESS, "port": 4001, "location_name": "second"}},
+            {"grpc_server": {"host": CODE_ADDRESS, "port": 4002, "location_name": "third"}},
         ]
     }
 
@@ -146,6 +141,37 @@ def test_code_server_exposure(code, name):
     score = float(re.search(r"exposure level for \S+: (\d+\.\d+)", out).group(1))
     print(f"{unit(name)}: {out.strip()}")
     assert score <= 3.5, out
+
+
+# --- code sources ---------------------------------------------------------------------------------
+
+
+def test_directory_source_is_a_copy_of_the_controllers_directory(code):
+    copied = code.file("/opt/dagster/code-locations/example/src/__init__.py").content_string
+    assert copied == (ROOT / "roles/dagster/files/dagster_example/__init__.py").read_text()
+
+
+def test_git_source_is_a_checkout_of_the_branch(code):
+    head = code.check_output(f"git -C {GIT_REPOSITORY} rev-parse main")
+    checkout = "/opt/dagster/code-locations/second/src"
+    assert code.check_output(f"git -C {checkout} rev-parse HEAD") == head
+    assert code.file(checkout).user == "root"
+    exec_start = code.check_output(f"systemctl show -p ExecStart --value {unit('second')}")
+    assert f"--python-file {checkout}/__init__.py" in exec_start, exec_start
+
+
+def test_pip_source_is_installed_into_the_locations_environment(code):
+    python = "/opt/dagster/code-locations/third/venv/bin/python"
+    out = code.check_output(
+        f"{python} -c 'import dagster_example_pkg, importlib.metadata as m; "
+        "print(dagster_example_pkg.__file__, m.version(\"dagster-example-pkg\"))'"
+    )
+    path, version = out.split()
+    assert path.startswith("/opt/dagster/code-locations/third/venv/lib/"), path
+    assert version == "1.0.0"
+    assert not code.exists("/opt/dagster/code-locations/third/src")
+    exec_start = code.check_output(f"systemctl show -p ExecStart --value {unit('third')}")
+    assert "--module-name dagster_example_pkg" in exec_start, exec_start
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
@@ -249,29 +275,6 @@ def test_postgresql_refuses_the_docker_host(db):
 # --- runs ---------------------------------------------------------------------------------------
 
 
-def _materialized_hostname(db, run_id):
-    events = psql(
-        db,
-        f"SELECT event FROM event_logs WHERE run_id='{run_id}' AND dagster_event_type='ASSET_MATERIALIZATION'",
-    ).splitlines()
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            # Stored as metadata_entries: [{label: hostname, entry_data: {text: ...}}].
-            if node.get("label") == "hostname" and isinstance(node.get("entry_data"), dict):
-                found.append(node["entry_data"].get("text"))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    for event in events:
-        walk(json.loads(event))
-    return found
-
-
 def test_locations_load_on_the_instance(instance):
     entries = locations(instance)
     for name in LOCATIONS:
@@ -279,13 +282,14 @@ def test_locations_load_on_the_instance(instance):
         assert location["__typename"] == "RepositoryLocation", location
 
 
-def test_run_executes_on_the_code_host_and_is_stored_on_the_db_host(db, instance, code):
-    run_id = launch_run(instance, "example", "example_job")
+@pytest.mark.parametrize("name", list(LOCATIONS))
+def test_run_executes_on_the_code_host_and_is_stored_on_the_db_host(db, instance, code, name):
+    run_id = launch_run(instance, name, "example_job")
     status, seconds, seen = wait_for_run(instance, run_id)
-    assert status == "SUCCESS", f"{seen}\n{journal(code, unit('example'))}"
+    assert status == "SUCCESS", f"{seen}\n{journal(code, unit(name))}"
     assert psql(db, f"SELECT status FROM runs WHERE run_id='{run_id}'") == "SUCCESS"
-    assert _materialized_hostname(db, run_id) == [CODE], "run_host recorded another host"
-    print(f"run {run_id}: {' -> '.join(seen)} in {seconds:.1f} s on {CODE}")
+    assert materialized_text(db, run_id) == [CODE], "run_host recorded another host"
+    print(f"{name} run {run_id}: {' -> '.join(seen)} in {seconds:.1f} s on {CODE}")
 
 
 # --- reloads ------------------------------------------------------------------------------------
@@ -326,7 +330,7 @@ def test_ui_reload_keeps_the_unit_and_runs_still_work(db, instance, code):
     run_id = launch_run(instance, "example", "example_job")
     status, _, seen = wait_for_run(instance, run_id)
     assert status == "SUCCESS", seen
-    assert _materialized_hostname(db, run_id) == [CODE]
+    assert materialized_text(db, run_id) == [CODE]
 
 
 # --- secrets, and a change that restarts one location only ---------------------------------------
@@ -355,41 +359,26 @@ def test_password_only_in_its_protected_files(which, password):
     assert not [p for p in in_cmdlines if p.endswith("/cmdline")], in_cmdlines
 
 
-def _converge(extra_vars):
-    """Converge the scenario again, verbosely, as `molecule converge` does."""
-    inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
-    env = dict(
-        os.environ,
-        ANSIBLE_PIPELINING="true",
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".ansible/collections"),
-        ANSIBLE_FORCE_COLOR="false",
-        ANSIBLE_NOCOLOR="true",
-    )
-    started = time.monotonic()
-    result = subprocess.run(
-        ["ansible-playbook", "-vv", "-i", str(inventory), str(ROOT / "playbooks/site.yml"), "-e", extra_vars],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    return result, time.monotonic() - started
-
-
 def test_a_change_restarts_only_its_location_and_no_password_is_logged(instance, code, password):
     pids = {name: main_pid(code, unit(name)) for name in LOCATIONS}
     webserver, daemon = main_pid(instance, "dagster-webserver"), main_pid(instance, "dagster-daemon")
     revision = str(int(time.time()))
-    result, seconds = _converge(f"multihost_revision={revision}")
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
+    # A new commit on the git location's branch, and a new value in its environment.
+    code.check_output(
+        f"cd {GIT_REPOSITORY} && echo {revision} > REVISION && git add REVISION && "
+        "git -c user.name=test -c user.email=test@localhost commit --quiet -m revision"
+    )
+    rc, output, seconds = ansible_playbook(ROOT / "playbooks/site.yml", {"multihost_revision": revision}, "-vv")
+    assert rc == 0, output[-4000:]
     print(f"verbose re-converge with one location's environment changed: {seconds:.0f} s")
     assert password not in output, "the database password appears in the converge output"
     assert main_pid(code, unit("second")) != pids["second"], "the changed location was not restarted"
     assert main_pid(code, unit("example")) == pids["example"], "an unchanged location was restarted"
     assert (main_pid(instance, "dagster-webserver"), main_pid(instance, "dagster-daemon")) == (webserver, daemon)
     assert f'MULTIHOST_REVISION="{revision}"' in code.file("/etc/dagster/code-locations/second.env").content_string
+    assert code.file("/opt/dagster/code-locations/second/src/REVISION").content_string.strip() == revision
+    assert main_pid(code, unit("third")) == pids["third"], "an unchanged location was restarted"
     assert health(code, "second").rc == 0
     recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)
-    # The environment file and the restart of that one server.
-    assert dict(recap) == {DB: "0", INSTANCE: "0", CODE: "2"}, recap
+    # The checkout, the environment file and the restart of that one server.
+    assert dict(recap) == {DB: "0", INSTANCE: "0", CODE: "3"}, recap

@@ -5,7 +5,7 @@ import json
 import time
 
 import pytest
-from dagster_checks import graphql, journal, launch_run, run_status, wait_for_run
+from dagster_checks import PROJECT, ansible_playbook, graphql, journal, launch_run, psql, run_status, wait_for_run
 
 NEW, OLD = "1.13.27", "1.12.22"
 
@@ -16,10 +16,6 @@ query Runs($key: String!, $value: String!) {
   }
 }
 """
-
-
-def psql(host, sql):
-    return host.check_output(f"sudo -u postgres psql -d dagster -tAc \"{sql}\"").strip()
 
 
 def test_new_release_serves(host):
@@ -137,3 +133,75 @@ def test_purge_deletes_only_old_finished_runs(host):
 def test_purge_timer_is_enabled(host, unit):
     assert host.service(unit).is_enabled
     assert host.service(unit).is_running
+
+
+# --- backup, restore and rollback playbooks (last: they change the host) -------------------------
+
+
+def _services_active(host):
+    return all(host.service(u).is_running for u in ("dagster-webserver.service", "dagster-daemon.service"))
+
+
+def _run_ids(host):
+    return set(psql(host, "SELECT run_id FROM runs").split())
+
+
+def _newest(host, pattern):
+    return host.check_output(f"ls -t /var/backups/dagster/{pattern} | head -n 1")
+
+
+@pytest.fixture(scope="module")
+def backup(host):
+    """backup.yml run once: (dump, archive, runs at that moment)."""
+    host.check_output("echo before-backup > /var/lib/dagster/backup-marker")
+    runs = _run_ids(host)
+    rc, output, seconds = ansible_playbook(PROJECT / "playbooks/backup.yml")
+    assert rc == 0, output[-4000:]
+    print(f"backup.yml: {seconds:.0f} s")
+    return _newest(host, "dagster-*-manual.pgc"), _newest(host, "home-*.tar.gz"), runs
+
+
+def test_backup_playbook_dumps_the_database_and_archives_home(host, backup):
+    dump, archive, runs = backup
+    for path in (dump, archive):
+        assert host.file(path).mode == 0o640 and host.file(path).user == "dagster", path
+    assert "TABLE public runs" in host.check_output(f"pg_restore --list {dump}")
+    assert "var/lib/dagster/dagster.yaml" in host.check_output(f"tar -tzf {archive}")
+    assert runs and _services_active(host)
+
+
+def test_restore_playbook_brings_back_the_backed_up_state(host, backup):
+    dump, archive, runs = backup
+    after = launch_run(host, "example", "example_job")
+    assert wait_for_run(host, after)[0] == "SUCCESS"
+    host.check_output("rm /var/lib/dagster/backup-marker")
+    rc, output, seconds = ansible_playbook(
+        PROJECT / "playbooks/restore.yml",
+        {"dagster_restore_database_dump": dump, "dagster_restore_home_archive": archive},
+    )
+    assert rc == 0, output[-4000:]
+    print(f"restore.yml: {seconds:.0f} s")
+    assert _run_ids(host) == runs, "the runs are not those of the backup"
+    assert after not in _run_ids(host)
+    assert host.file("/var/lib/dagster/backup-marker").content_string == "before-backup\n"
+    assert _services_active(host)
+    assert wait_for_run(host, launch_run(host, "example", "example_job"))[0] == "SUCCESS"
+
+
+def test_rollback_playbook_returns_to_the_previous_release(host):
+    before_upgrade = _newest(host, f"dagster-*-before-{NEW}-from-dagster-{OLD}-*.pgc")
+    kept = host.check_output(f"ls -d /opt/dagster/venvs/dagster-{OLD}-*")
+    rc, output, seconds = ansible_playbook(
+        PROJECT / "playbooks/rollback.yml",
+        {"dagster_version": OLD, "dagster_restore_database_dump": before_upgrade},
+    )
+    assert rc == 0, output[-4000:]
+    print(f"rollback.yml: {seconds:.0f} s")
+    assert host.check_output("readlink /opt/dagster/current") == kept
+    out = host.check_output(
+        "python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:3000/server_info').read().decode())\""
+    )
+    assert json.loads(out)["dagster_version"] == OLD
+    # The database is the one from before the upgrade: its run, and nothing after it.
+    assert _run_ids(host) == {host.file("/root/run-before-upgrade").content_string.strip()}
+    assert wait_for_run(host, launch_run(host, "example", "example_job"))[0] == "SUCCESS"

@@ -1,0 +1,235 @@
+"""Faults on a converged all-in-one host: bad inputs refused before any change,
+killed processes, a restarted database, a stopped daemon under queued runs, a
+crash loop and a restart of the whole machine. Tests run in file order and
+each leaves the deployment healthy for the next."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster_checks import PROJECT, ansible_playbook, graphql, journal, launch_run, run_status, wait_for_run
+
+HOST = "dagster-faults"
+SCENARIO = Path(__file__).resolve().parents[1]
+CATALOGUE = yaml.safe_load((SCENARIO / "bad_inputs.yml").read_text())
+LOCATION = "served"
+UNITS = ["dagster-webserver.service", "dagster-daemon.service", f"dagster-code-location@{LOCATION}.service"]
+RECOVERY_LIMIT = 15
+
+# What a converge may change: configuration, units, environments and the database's settings.
+SNAPSHOT = (
+    "find /etc/dagster /etc/dagster-postgresql /etc/postgresql /etc/systemd/system /opt/dagster "
+    "/var/lib/dagster/dagster.yaml /var/lib/dagster/workspace.yaml -path /opt/dagster/venvs -prune -o "
+    "\\( -type f -o -type l \\) -printf '%p %m %u %g %l\\n' | sort; "
+    "find /etc/dagster /etc/dagster-postgresql /etc/postgresql /etc/systemd/system -type f -print0 | sort -z "
+    "| xargs -0 sha256sum; readlink /opt/dagster/current; ls /opt/dagster/venvs"
+)
+
+DAEMON_HEALTH = """
+{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required lastHeartbeatTime } } } }
+"""
+
+
+def main_pid(host, unit):
+    return int(host.check_output(f"systemctl show -p MainPID --value {unit}"))
+
+
+def wait_for(predicate, timeout, step=0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+def answering(host, unit):
+    """The unit does its job: the webserver serves, the code server answers, the daemon heartbeats."""
+    if unit == "dagster-webserver.service":
+        return host.run("python3 -c \"import urllib.request;urllib.request.urlopen('http://127.0.0.1:3000/server_info', timeout=2)\"").rc == 0
+    if unit.startswith("dagster-code-location@"):
+        return host.run(
+            f"/opt/dagster/code-locations/{LOCATION}/venv/bin/dagster api grpc-health-check --host 127.0.0.1 --port 4000"
+        ).rc == 0
+    return True
+
+
+def daemon_heartbeats_since(host, since):
+    try:
+        statuses = graphql(host, DAEMON_HEALTH)["instance"]["daemonHealth"]["allDaemonStatuses"]
+    except AssertionError:
+        return False
+    required = [s for s in statuses if s["required"]]
+    return bool(required) and all(s["healthy"] and (s["lastHeartbeatTime"] or 0) > since for s in required)
+
+
+def run_succeeds(host, location=LOCATION):
+    run_id = launch_run(host, location, "example_job")
+    status, seconds, seen = wait_for_run(host, run_id)
+    assert status == "SUCCESS", f"{seen}\n{journal(host, 'dagster-daemon')}"
+    return seconds
+
+
+# --- bad inputs ------------------------------------------------------------------------------------
+
+
+def _refused(case):
+    """Converge with the case's variables; return (case, exit code, output)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = Path(tmp) / "vars.json"
+        extra.write_text(json.dumps(case["vars"]))
+        args = ["-e", f"@{extra}"]
+        if case.get("tailscale"):
+            groups = Path(tmp) / "tailscale.yml"
+            groups.write_text(yaml.safe_dump({"dagster_tailscale": {"hosts": {HOST: {"dagster_tailscale_install": False}}}}))
+            args += ["-i", str(groups)]
+        rc, output, _ = ansible_playbook(PROJECT / "playbooks/site.yml", None, *args)
+    return case, rc, output
+
+
+@pytest.fixture(scope="module")
+def catalogue_results(host):
+    before = host.check_output(SNAPSHOT)
+    pids = {unit: main_pid(host, unit) for unit in UNITS}
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(_refused, CATALOGUE))
+    print(f"{len(CATALOGUE)} refused converges in {time.monotonic() - started:.0f} s")
+    return results, before, host.check_output(SNAPSHOT), pids
+
+
+def test_the_catalogue_is_large_and_spans_every_role():
+    assert len(CATALOGUE) >= 30
+    assert len({case["id"] for case in CATALOGUE}) == len(CATALOGUE)
+    prefixes = {"dagster_webserver", "dagster_code_locations", "dagster_code_location_", "dagster_postgresql",
+                "dagster_healthcheck", "dagster_tailscale"}
+    assert {p for p in prefixes if any(case["names"].startswith(p) for case in CATALOGUE)} == prefixes
+
+
+@pytest.mark.parametrize("case", CATALOGUE, ids=[case["id"] for case in CATALOGUE])
+def test_bad_input_is_refused_in_the_first_play_naming_the_field(catalogue_results, case):
+    results = catalogue_results[0]
+    _, rc, output = next(result for result in results if result[0]["id"] == case["id"])
+    assert rc != 0, output[-3000:]
+    assert case["names"] in output, output[-3000:]
+    # Stopped in the read-only first play: no role play was reached.
+    assert "PLAY [PostgreSQL for Dagster]" not in output, output[-3000:]
+    assert "changed=0" in output and "failed=1" in output, output[-1500:]
+
+
+def test_refused_converges_left_the_host_byte_identical(host, catalogue_results):
+    _, before, after, pids = catalogue_results
+    assert after == before
+    assert {unit: main_pid(host, unit) for unit in UNITS} == pids, "a service was restarted"
+
+
+# --- killed processes -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_killed_main_process_comes_back_within_the_limit(host, unit):
+    before = main_pid(host, unit)
+    killed_at = time.time()
+    started = time.monotonic()
+    host.check_output(f"kill -9 {before}")
+
+    def back():
+        pid = main_pid(host, unit)
+        return pid not in (0, before) and host.service(unit).is_running and answering(host, unit)
+
+    assert wait_for(back, 60), journal(host, unit)
+    if unit == "dagster-daemon.service":
+        assert wait_for(lambda: daemon_heartbeats_since(host, killed_at), 60), journal(host, unit)
+    seconds = time.monotonic() - started
+    print(f"{unit}: killed, active and answering again after {seconds:.1f} s")
+    assert seconds <= RECOVERY_LIMIT, f"{unit} took {seconds:.1f} s"
+
+
+# --- the database restarted -----------------------------------------------------------------------
+
+
+def test_a_restarted_database_is_recovered_from_without_help(host):
+    host.check_output("systemctl restart postgresql.service")
+    for unit in ("dagster-webserver.service", "dagster-daemon.service"):
+        assert wait_for(lambda u=unit: host.service(u).is_running, 30), journal(host, unit)
+    seconds = run_succeeds(host)
+    print(f"run after the database restart: SUCCESS in {seconds:.1f} s")
+    assert wait_for(lambda: daemon_heartbeats_since(host, time.time() - 60), 60)
+
+
+# --- the daemon stopped under queued runs ----------------------------------------------------------
+
+
+def test_queued_runs_wait_for_the_daemon_and_start_when_it_is_back(host):
+    host.check_output("systemctl stop dagster-daemon.service")
+    try:
+        runs = [launch_run(host, LOCATION, "example_job") for _ in range(2)]
+        time.sleep(15)
+        assert [run_status(host, run_id)["status"] for run_id in runs] == ["QUEUED", "QUEUED"]
+    finally:
+        host.check_output("systemctl start dagster-daemon.service")
+    back = time.monotonic()
+    started = wait_for(
+        lambda: all(run_status(host, run_id)["status"] not in ("QUEUED", "NOT_STARTED") for run_id in runs), 60
+    )
+    print(f"queued runs left the queue {time.monotonic() - back:.1f} s after the daemon started")
+    assert started, [run_status(host, run_id)["status"] for run_id in runs]
+    for run_id in runs:
+        assert wait_for_run(host, run_id)[0] == "SUCCESS"
+
+
+# --- a crash loop ----------------------------------------------------------------------------------
+
+CRASH = "/run/systemd/system/dagster-webserver.service.d/crash.conf"
+
+
+def test_a_crash_loop_is_bounded_and_visible(host):
+    limits = host.check_output("systemctl show -p StartLimitBurst -p StartLimitIntervalUSec dagster-webserver.service")
+    assert "StartLimitBurst=5" in limits and "StartLimitIntervalUSec=5min" in limits, limits
+    host.check_output(
+        f"mkdir -p {Path(CRASH).parent} && printf '[Service]\\nExecStart=\\nExecStart=/bin/false\\n' > {CRASH} "
+        "&& systemctl daemon-reload && systemctl restart dagster-webserver.service || true"
+    )
+    try:
+        gave_up = wait_for(
+            lambda: host.check_output("systemctl show -p Result --value dagster-webserver.service") == "start-limit-hit",
+            120,
+            step=2,
+        )
+        restarts = host.check_output("systemctl show -p NRestarts --value dagster-webserver.service")
+        state = host.check_output("systemctl is-failed dagster-webserver.service || true")
+        print(f"crash loop: {restarts} restarts, then {state} (start-limit-hit)")
+        assert gave_up and state == "failed"
+    finally:
+        host.check_output(
+            f"rm -f {CRASH} && systemctl daemon-reload && systemctl reset-failed dagster-webserver.service "
+            "&& systemctl start dagster-webserver.service"
+        )
+    assert wait_for(lambda: answering(host, "dagster-webserver.service"), 60)
+
+
+# --- the machine restarted -------------------------------------------------------------------------
+
+
+def test_everything_comes_back_after_a_restart_of_the_machine(host):
+    subprocess.run(["docker", "restart", "--time", "30", HOST], check=True, capture_output=True)
+    restarted_at = time.time()
+    assert wait_for(
+        lambda: host.run("systemctl is-system-running").stdout.strip() in ("running", "degraded"), 180, step=2
+    ), host.run("systemctl --failed --no-pager").stdout
+    for unit in UNITS + ["postgresql.service"]:
+        assert host.service(unit).is_enabled, unit
+        assert wait_for(lambda u=unit: host.service(u).is_running, 60), journal(host, unit)
+    assert wait_for(lambda: answering(host, "dagster-webserver.service"), 120)
+    assert wait_for(lambda: daemon_heartbeats_since(host, restarted_at), 120), journal(host, "dagster-daemon.service")
+    assert host.run("systemctl --failed --no-legend").stdout.strip() == ""
+    seconds = run_succeeds(host)
+    print(f"after the restart: all units active, daemon heartbeat fresh, a run in {seconds:.1f} s")
