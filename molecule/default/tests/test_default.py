@@ -88,7 +88,7 @@ def test_queued_run_succeeds_and_is_stored(host):
     print(f"run {run_id}: {' -> '.join(seen)} in {seconds:.1f} s")
 
 
-@pytest.mark.parametrize("unit", ["dagster-webserver.service", "dagster-daemon.service"])
+@pytest.mark.parametrize("unit", ["dagster-webserver.service", "dagster-daemon.service", "dagster-purge-runs.service"])
 def test_unit_exposure_is_low(host, unit):
     out = host.check_output(f"systemd-analyze security {unit} | tail -n 1")
     exposure = float(out.split(":")[1].split()[0])
