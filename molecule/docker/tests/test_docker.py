@@ -60,7 +60,12 @@ def docker_run(host):
     tags = {t["key"]: t["value"] for t in run_status(host, run_id)["tags"]}
     assert "docker/container_id" in tags, tags
     print(f"docker run {run_id}: {' -> '.join(seen)} in {seconds:.1f} s")
-    return run_id, inspect("container", tags["docker/container_id"]), tags
+    # Dagster records SUCCESS before the run worker's process has quite ended.
+    deadline = time.monotonic() + 60
+    while (container := inspect("container", tags["docker/container_id"]))["State"]["Status"] != "exited":
+        assert time.monotonic() < deadline, container["State"]
+        time.sleep(1)
+    return run_id, container, tags
 
 
 @pytest.fixture(scope="module", autouse=True)
