@@ -7,8 +7,8 @@
 #   scripts/test.sh molecule [S..]  the molecule scenarios (all, or those named)
 #
 # On a machine with none of it, it installs the tool venv (.venv), a Docker
-# engine and debootstrap, starts the engine, and builds the Debian 12 and 13
-# systemd base images.
+# engine, debootstrap and chromium (for the browser test of the UI), starts
+# the engine, and builds the Debian 12 and 13 systemd base images.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -123,6 +123,7 @@ run_lane() {
 run_molecule() {
   ensure_docker_engine
   ensure_base_images
+  ensure_browser
   local lanes=${DAGSTEROPS_LANES:-2} scenario i logdir
   if [ "$lanes" -le 1 ] || [ $# -le 1 ]; then
     for scenario in "$@"; do

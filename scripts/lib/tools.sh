@@ -10,7 +10,7 @@ ensure_tool_venv() {
     return 0
   fi
   echo "==> installing the tool venv (.venv)"
-  python3 -m venv "$root/.venv"
+  [ -x "$root/.venv/bin/python" ] || python3 -m venv "$root/.venv"
   "$root/.venv/bin/pip" install --quiet --upgrade pip >/dev/null
   "$root/.venv/bin/pip" install --quiet -r "$root/requirements-tools.txt"
   echo "$want" >"$stamp"
@@ -22,4 +22,15 @@ link_collection() {
   if [ ! -L "$dir/dagster" ]; then
     ln -sfn ../../../.. "$dir/dagster"
   fi
+}
+
+# Debian's chromium for the browser test of the UI (Playwright drives it; its
+# own browser download is not used).
+ensure_browser() {
+  if [ -x /usr/bin/chromium ]; then
+    return 0
+  fi
+  echo "==> installing chromium from the distribution's packages"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 }

@@ -368,7 +368,7 @@ def test_a_change_restarts_only_its_location_and_no_password_is_logged(instance,
         f"cd {GIT_REPOSITORY} && echo {revision} > REVISION && git add REVISION && "
         "git -c user.name=test -c user.email=test@localhost commit --quiet -m revision"
     )
-    rc, output, seconds = ansible_playbook(ROOT / "playbooks/site.yml", {"multihost_revision": revision}, "-vv")
+    rc, output, seconds = ansible_playbook(ROOT / "playbooks/site.yml", {"multihost_revision": revision}, "-vvv")
     assert rc == 0, output[-4000:]
     print(f"verbose re-converge with one location's environment changed: {seconds:.0f} s")
     assert password not in output, "the database password appears in the converge output"
