@@ -297,13 +297,13 @@ def test_a_rejection_leaves_the_settings_alone(filter_error):
 
 
 def test_the_launcher_keys_are_dagster_dockers():
-    utils = pytest.importorskip("dagster_docker.utils", reason="dagster-docker is not installed in the tool venv")
+    from dagster_docker import utils  # noqa: PLC0415 - in the tool venv (requirements-tools.txt)
     assert set(dagster_instance.DOCKER_LAUNCHER_KEYS) == set(utils.DOCKER_CONFIG_SCHEMA)
 
 
 @pytest.mark.parametrize("key", sorted(dagster_instance.DOCKER_KWARGS_REFUSED))
 def test_the_refused_container_kwargs_are_those_dagster_docker_refuses(key):
-    utils = pytest.importorskip("dagster_docker.utils", reason="dagster-docker is not installed in the tool venv")
+    from dagster_docker import utils  # noqa: PLC0415 - in the tool venv (requirements-tools.txt)
     utils.validate_docker_config(None, None, {"auto_remove": True})
     with pytest.raises(Exception, match=key):
         utils.validate_docker_config(None, None, {key: "x"})
@@ -315,7 +315,6 @@ def test_the_refused_container_kwargs_are_those_dagster_docker_refuses(key):
     ids=["no-config", "full", "single-network"],
 )
 def test_the_config_passes_the_docker_run_launchers_schema(monkeypatch, given):
-    pytest.importorskip("dagster_docker", reason="dagster-docker is not installed in the tool venv")
     from dagster._config import process_config, resolve_to_config_type
     from dagster_docker import DockerRunLauncher
 

@@ -1,6 +1,8 @@
 """A small code location that a fresh deployment can run.
 
-Three assets and a job that materializes them. `run_host` records where the
+Three assets and a job that materializes them, each asset in a process of
+its own (Dagster's multiprocess executor). `trivial_job` is one op in the
+run's own process: the shortest run there is, for launch latency. `run_host` records where the
 run executed (host name and process id), which the collection's tests use to
 show on which machine a run happened. Two more jobs show the instance's run
 handling: `flaky_job` fails its first attempt (run retries bring it to
@@ -12,7 +14,7 @@ import os
 import socket
 import time
 
-from dagster import Definitions, MaterializeResult, asset, define_asset_job, job, op
+from dagster import Definitions, MaterializeResult, asset, define_asset_job, in_process_executor, job, op
 
 
 @asset(description="A handful of numbers.")
@@ -63,4 +65,14 @@ def slow_job():
     sleep_ten_minutes()
 
 
-defs = Definitions(assets=[numbers, total, run_host], jobs=[example_job, flaky_job, slow_job])
+@op
+def return_one():
+    return 1
+
+
+@job(description="One op, run in the run's own process.", executor_def=in_process_executor)
+def trivial_job():
+    return_one()
+
+
+defs = Definitions(assets=[numbers, total, run_host], jobs=[example_job, flaky_job, slow_job, trivial_job])
