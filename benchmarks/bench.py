@@ -51,7 +51,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests/lib"))
-from dagster_checks import GRPC_HEALTH, LAUNCH_RUN, RUN_STATUS  # noqa: E402 - the tests' own probes
+from dagster_checks import DAEMON_HEALTH, GRPC_HEALTH, LAUNCH_RUN, RUN_STATUS  # noqa: E402 - the tests' own probes
 PREFIX = "dagsterops-bench-"
 LABEL = "dagsterops.bench=1"
 IMAGE = "dagsterops-systemd:debian12"
@@ -692,7 +692,6 @@ _RECOVERY_BODY = r"""
 import json, os, subprocess, sys, time, urllib.request
 
 unit, location_python = sys.argv[1], sys.argv[2]
-DAEMONS = "{ instance { daemonHealth { allDaemonStatuses { required healthy lastHeartbeatTime } } } }"
 
 
 def out(*args):
@@ -709,7 +708,7 @@ def answering(since):
             urllib.request.urlopen("http://127.0.0.1:3000/server_info", timeout=2).read()
             return True
         if unit == "dagster-daemon.service":
-            body = json.dumps({"query": DAEMONS}).encode()
+            body = json.dumps({"query": DAEMON_HEALTH}).encode()
             request = urllib.request.Request("http://127.0.0.1:3000/graphql", data=body,
                                              headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(request, timeout=5) as response:
@@ -739,7 +738,7 @@ while True:
         break
     time.sleep(0.2)
 """
-RECOVERY = f"GRPC_HEALTH = {GRPC_HEALTH!r}\n" + _RECOVERY_BODY
+RECOVERY = f"GRPC_HEALTH = {GRPC_HEALTH!r}\nDAEMON_HEALTH = {DAEMON_HEALTH!r}\n" + _RECOVERY_BODY
 
 
 def recovery_layout() -> dict:

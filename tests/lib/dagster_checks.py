@@ -75,6 +75,11 @@ LOCATIONS = """
 }
 """
 
+# Every daemon's health and last heartbeat, as the UI's daemon page reads them.
+DAEMON_HEALTH = """
+{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required lastHeartbeatTime } } } }
+"""
+
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from dagster_checks import (
+    DAEMON_HEALTH,
     GRPC_HEALTH,
     PROJECT,
     ansible_playbook,
@@ -47,11 +48,6 @@ SNAPSHOT = (
     "find /etc/dagster /etc/dagster-postgresql /etc/postgresql /etc/systemd/system -type f -print0 | sort -z "
     "| xargs -0 sha256sum; readlink /opt/dagster/current; ls /opt/dagster/venvs"
 )
-
-DAEMON_HEALTH = """
-{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required lastHeartbeatTime } } } }
-"""
-
 
 def main_pid(host, unit):
     return int(host.check_output(f"systemctl show -p MainPID --value {unit}"))

@@ -1,0 +1,306 @@
+#!/usr/bin/python
+# Copyright: dagsterops.dagster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Many files and directories of a host in one module call."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: files
+short_description: Many files and directories put in place in one module call
+description:
+  - Puts every entry of O(files) in place with the content, owner, group and
+    mode given. A directory is created, a file written when its content
+    differs, and ownership and mode corrected either way.
+  - One call instead of one C(template) or C(copy) task per file, each of which
+    costs two module calls even when nothing changes. The action plugin of the
+    same name renders templates and reads files on the controller; the content
+    reaches the host in the module's arguments, never on a command line.
+  - A file is written to a private temporary file in its directory, checked by
+    its O(files[].validate) command if it has one, given its owner, group and
+    mode, and only then moved over the old one.
+  - Supports check mode and diff mode. A O(files[].secret) entry shows no
+    content in the diff.
+version_added: 1.0.0
+options:
+  files:
+    description: What to put in place, in order (a directory before its files).
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      dest:
+        description: Absolute path of the file or directory.
+        type: path
+        required: true
+      state:
+        description: V(file) writes O(files[].content); V(directory) creates the directory.
+        type: str
+        choices: [file, directory]
+        default: file
+      content:
+        description:
+          - The whole content of a file; with the action plugin, from
+            O(files[].template) or O(files[].src) instead.
+        type: str
+      owner:
+        description: Owning user.
+        type: str
+        required: true
+      group:
+        description: Owning group.
+        type: str
+        required: true
+      mode:
+        description: Octal mode as a string, such as V("0640").
+        type: str
+        required: true
+      validate:
+        description: Command that must succeed on the new content before it replaces the file; V(%s) is the temporary file.
+        type: str
+      secret:
+        description: Leave the content out of the diff.
+        type: bool
+        default: false
+author:
+  - dagsterops.dagster contributors
+"""
+
+EXAMPLES = r"""
+- name: Write the instance configuration
+  dagsterops.dagster.files:
+    files:
+      - {dest: /var/lib/dagster, state: directory, owner: dagster, group: dagster, mode: "0750"}
+      - dest: /var/lib/dagster/dagster.yaml
+        template: dagster.yaml.j2
+        owner: root
+        group: dagster
+        mode: "0640"
+        validate: /opt/dagster/current/bin/python /opt/dagster/validate-instance.py %s
+"""
+
+RETURN = r"""
+changed_paths:
+  description: The entries that were (or in check mode would be) created or changed.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import grp
+import os
+import pwd
+import shlex
+import stat
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_bytes, to_native
+
+ENTRY = dict(
+    dest=dict(type="path", required=True),
+    state=dict(type="str", choices=["file", "directory"], default="file"),
+    content=dict(type="str"),
+    owner=dict(type="str", required=True),
+    group=dict(type="str", required=True),
+    mode=dict(type="str", required=True),
+    validate=dict(type="str"),
+    secret=dict(type="bool", default=False),
+)
+
+
+def redacted(params: dict) -> dict:
+    """The arguments as the result shows them: every entry without its content."""
+    return {"module_args": {"files": [{key: value for key, value in entry.items() if key != "content"}
+                                      for entry in params["files"]]}}
+
+
+def fail(module: AnsibleModule, msg: str, **extra) -> None:
+    module.fail_json(msg=msg, invocation=redacted(module.params), **extra)
+
+
+def ids(module: AnsibleModule, entry: dict) -> tuple[int, int]:
+    """Numeric ids of the entry's owner and group; a name that does not exist fails the module."""
+    try:
+        uid = pwd.getpwnam(entry["owner"]).pw_uid
+    except KeyError:
+        fail(module, f"{entry['dest']}: user {entry['owner']} does not exist")
+    try:
+        gid = grp.getgrnam(entry["group"]).gr_gid
+    except KeyError:
+        fail(module, f"{entry['dest']}: group {entry['group']} does not exist")
+    return uid, gid
+
+
+def parse_mode(module: AnsibleModule, entry: dict) -> int:
+    try:
+        mode = int(entry["mode"], 8)
+    except ValueError:
+        fail(module, f"{entry['dest']}: mode must be an octal string such as \"0644\", got {entry['mode']!r}")
+    if not 0 <= mode <= 0o7777:
+        fail(module, f"{entry['dest']}: mode {entry['mode']!r} is out of range")
+    return mode
+
+
+def attributes_differ(current: os.stat_result, uid: int, gid: int, mode: int) -> list[str]:
+    """Which of owner, group and mode of an existing entry are not as wanted."""
+    differ = []
+    if current.st_uid != uid:
+        differ.append("owner")
+    if current.st_gid != gid:
+        differ.append("group")
+    if stat.S_IMODE(current.st_mode) != mode:
+        differ.append("mode")
+    return differ
+
+
+def read_current(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def validate(module: AnsibleModule, entry: dict, path: str) -> None:
+    command = entry["validate"]
+    if "%s" not in command:
+        fail(module, f"{entry['dest']}: validate must contain %s, got {command!r}")
+    rc, out, err = module.run_command([part.replace("%s", path) for part in shlex.split(command)])
+    if rc != 0:
+        # The validator's own output names what is wrong; it never echoes the file.
+        fail(module, f"{entry['dest']}: the new content failed validation ({command})", rc=rc,
+                         stdout=out, stderr=err)
+
+
+def write_file(module: AnsibleModule, entry: dict, content: bytes, uid: int, gid: int, mode: int) -> None:
+    """Private temporary file beside the destination, checked, then moved over it."""
+    directory = os.path.dirname(entry["dest"]) or "/"
+    handle, temporary = tempfile.mkstemp(prefix=".dagsterops-", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(content)
+        if entry.get("validate"):
+            validate(module, entry, temporary)
+        os.chown(temporary, uid, gid)
+        os.chmod(temporary, mode)
+        os.replace(temporary, entry["dest"])
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def put_directory(module: AnsibleModule, entry: dict, uid: int, gid: int, mode: int) -> dict | None:
+    path = entry["dest"]
+    current = lstat(path)
+    if current is not None and not stat.S_ISDIR(current.st_mode):
+        fail(module, f"{path}: exists and is not a directory")
+    if current is None:
+        if not module.check_mode:
+            os.makedirs(path, exist_ok=True)
+            os.chown(path, uid, gid)
+            os.chmod(path, mode)
+        return {"before": {"path": path, "state": "absent"}, "after": {"path": path, "state": "directory"}}
+    return correct_attributes(module, entry, current, uid, gid, mode)
+
+
+def lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def correct_attributes(module: AnsibleModule, entry: dict, current: os.stat_result, uid: int, gid: int,
+                       mode: int) -> dict | None:
+    """Owner, group and mode of an entry whose content is right: the diff, or None when nothing differs."""
+    if not attributes_differ(current, uid, gid, mode):
+        return None
+    path = entry["dest"]
+    if not module.check_mode:
+        os.chown(path, uid, gid)
+        os.chmod(path, mode)
+    return {"before": {"path": path, **describe(current)}, "after": {"path": path, **entry_attributes(entry)}}
+
+
+def describe(current: os.stat_result) -> dict:
+    return {
+        "owner": owner_name(current.st_uid),
+        "group": group_name(current.st_gid),
+        "mode": f"{stat.S_IMODE(current.st_mode):04o}",
+    }
+
+
+def entry_attributes(entry: dict) -> dict:
+    return {"owner": entry["owner"], "group": entry["group"], "mode": entry["mode"]}
+
+
+def owner_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def put_file(module: AnsibleModule, entry: dict, uid: int, gid: int, mode: int) -> dict | None:
+    path = entry["dest"]
+    if entry.get("content") is None:
+        fail(module, f"{path}: a file entry needs content")
+    wanted = to_bytes(entry["content"], errors="surrogate_or_strict")
+    current = lstat(path)
+    if current is not None and not stat.S_ISREG(current.st_mode):
+        fail(module, f"{path}: exists and is not a regular file")
+    existing = read_current(path) if current is not None else None
+    if existing != wanted:
+        if not module.check_mode:
+            write_file(module, entry, wanted, uid, gid, mode)
+        elif entry.get("validate") and os.path.isdir(os.path.dirname(path)):
+            # Check mode still says whether the new content would be refused.
+            handle, temporary = tempfile.mkstemp(prefix=".dagsterops-check-", dir=os.path.dirname(path))
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    out.write(wanted)
+                validate(module, entry, temporary)
+            finally:
+                os.unlink(temporary)
+        if entry["secret"]:
+            shown_before = shown_after = f"(content of {path} not shown)\n"
+        else:
+            shown_before = to_native(existing, errors="surrogate_or_strict") if existing is not None else ""
+            shown_after = entry["content"]
+        return {"before_header": path, "after_header": path, "before": shown_before, "after": shown_after}
+    return correct_attributes(module, entry, current, uid, gid, mode)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(files=dict(type="list", elements="dict", required=True, options=ENTRY)),
+        supports_check_mode=True,
+    )
+    changed_paths, diffs = [], []
+    for entry in module.params["files"]:
+        if not os.path.isabs(entry["dest"]):
+            fail(module, f"dest must be an absolute path, got {entry['dest']!r}")
+        uid, gid = ids(module, entry)
+        mode = parse_mode(module, entry)
+        put = put_directory if entry["state"] == "directory" else put_file
+        diff = put(module, entry, uid, gid, mode)
+        if diff is not None:
+            changed_paths.append(entry["dest"])
+            diffs.append(diff)
+    result = {"changed": bool(changed_paths), "changed_paths": changed_paths}
+    if module._diff:
+        result["diff"] = diffs
+    module.exit_json(invocation=redacted(module.params), **result)
+
+
+if __name__ == "__main__":
+    main()
