@@ -1,4 +1,4 @@
-"""The probe of roles/dagster/files/dagster-environment.py, run as the role runs it (python3 -c)."""
+"""The probe of roles/dagster/files/dagster-environment.py, run as the role runs it (`python3 -`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ SCRIPT = (Path(__file__).resolve().parents[2] / "roles/dagster/files/dagster-env
 
 
 def probe(install: Path, venv: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", SCRIPT, "probe", str(install), str(venv)],
+    done = subprocess.run([sys.executable, "-", "probe", str(install), str(venv)], input=SCRIPT,
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
@@ -42,7 +42,7 @@ def test_an_installed_release(tmp_path):
 
 
 def test_an_unknown_command_fails(tmp_path):
-    done = subprocess.run([sys.executable, "-c", SCRIPT, "remove", str(tmp_path)], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run([sys.executable, "-", "remove", str(tmp_path)], input=SCRIPT, capture_output=True,
+                          text=True, check=False)
     assert done.returncode != 0
     assert "unknown command 'remove'" in done.stderr

@@ -8,7 +8,7 @@
         uv into INSTALL_DIR/tools when that version is missing, VENV with uv,
         the packages byte-compiled, then the marker that completes it.
 
-The role passes this file's text to the host's python3 -c: nothing to install first.
+The role passes this file to the host's `python3 -` on standard input: nothing to install first.
 """
 
 import glob
