@@ -1,0 +1,118 @@
+"""What job code can reach, and what a converge does to the runs in progress.
+
+Job code runs as `dagster`. DAGSTER_HOME belongs to root; Dagster writes only in
+its storage directory. A converge that changes dagster.yaml and the service
+environment restarts the webserver and the daemon, and a run in progress lives
+through it in the same worker process.
+"""
+
+import hashlib
+import time
+
+import pytest
+from dagster_checks import PROJECT, ansible_playbook, journal, launch_run, psql, run_status, wait_for_run
+
+HOME = "/var/lib/dagster"
+STORAGE = f"{HOME}/storage"
+
+
+def as_dagster(host, command):
+    return host.run(f"runuser -u dagster -- sh -c '{command}'")
+
+
+def test_dagster_home_belongs_to_root_and_storage_to_dagster(host):
+    home = host.file(HOME)
+    assert (home.user, home.group, home.mode) == ("root", "dagster", 0o750)
+    storage = host.file(STORAGE)
+    assert (storage.user, storage.group, storage.mode) == ("dagster", "dagster", 0o750)
+
+
+def test_job_code_can_write_only_in_its_own_directories(host):
+    # Every directory of the collection's paths that the dagster user can write.
+    found = as_dagster(host, f"find {HOME} /etc/dagster /opt/dagster -type d -writable")
+    assert found.rc == 0, found.stderr
+    assert found.stdout.split() == [STORAGE]
+    refused = as_dagster(host, f"touch {HOME}/planted")
+    assert refused.rc != 0 and "Permission denied" in refused.stderr
+
+
+def test_services_write_only_in_storage(host):
+    for unit in ("dagster-webserver", "dagster-daemon"):
+        paths = host.check_output(f"systemctl show -p ReadWritePaths --value {unit}")
+        assert paths.split() == [STORAGE], (unit, paths)
+
+
+def _fingerprint(host, path):
+    return host.check_output(f"stat -c '%U:%G %a' {path}"), host.check_output(f"sha256sum {path}").split()[0]
+
+
+@pytest.fixture(scope="module")
+def converged_with_changes(host):
+    """A converge that changes dagster.yaml and the service environment, with a run in flight.
+
+    Before it, job code plants symbolic links to /etc/shadow and to a root-owned
+    sentinel under every name in the directory it can write. Yields
+    (run id, run status, converge output, sentinels before, sentinels after).
+    """
+    sentinel = "/root/dagster-sentinel"
+    host.check_output(f"echo root-only > {sentinel} && chmod 0600 {sentinel}")
+    watched = ["/etc/shadow", sentinel]
+    before = {path: _fingerprint(host, path) for path in watched}
+    names = ["dagster.yaml", "workspace.yaml", ".dagsterops-plant", "upgrades.log", "storage", "planted"]
+    for index, name in enumerate(names):
+        target = watched[index % 2]
+        planted = as_dagster(host, f"ln -s {target} {STORAGE}/{name}")
+        assert planted.rc == 0, planted.stderr
+
+    run_id = launch_run(host, "example", "pause_job")
+    deadline = time.monotonic() + 60
+    while run_status(host, run_id)["status"] != "STARTED":
+        assert time.monotonic() < deadline, f"run {run_id} did not start\n{journal(host, 'dagster-daemon')}"
+        time.sleep(1)
+    pids = {
+        unit: host.check_output(f"systemctl show -p MainPID --value {unit}")
+        for unit in ("dagster-webserver", "dagster-daemon")
+    }
+    rc, output, seconds = ansible_playbook(
+        PROJECT / "playbooks/site.yml",
+        {"dagster_max_concurrent_runs": 9, "dagster_environment": {"DAGSTEROPS_TEST_CHANGE": "1"}},
+        "--limit", host.backend.host,
+    )
+    print(f"converge with a run in flight: {seconds:.0f} s")
+    assert rc == 0, output[-3000:]
+    restarted = {
+        unit: host.check_output(f"systemctl show -p MainPID --value {unit}") != pid for unit, pid in pids.items()
+    }
+    status, waited, seen = wait_for_run(host, run_id, timeout=120)
+    after = {path: _fingerprint(host, path) for path in watched}
+    yield run_id, status, seen, restarted, before, after
+    # Back to the scenario's configuration, with a run in flight again.
+    run_back = launch_run(host, "example", "pause_job")
+    rc, output, _ = ansible_playbook(PROJECT / "playbooks/site.yml", None, "--limit", host.backend.host)
+    assert rc == 0, output[-3000:]
+    assert wait_for_run(host, run_back, timeout=120)[0] == "SUCCESS"
+    as_dagster(host, " ".join(f"rm -f {STORAGE}/{name};" for name in names))
+    host.run(f"rm -f {sentinel}")
+
+
+def test_the_converge_restarted_the_webserver_and_the_daemon(converged_with_changes):
+    _, _, _, restarted, _, _ = converged_with_changes
+    assert restarted == {"dagster-webserver": True, "dagster-daemon": True}
+
+
+def test_a_run_in_flight_finishes_in_the_same_worker(host, converged_with_changes):
+    run_id, status, seen, _, _, _ = converged_with_changes
+    assert status == "SUCCESS", (seen, journal(host, "dagster-daemon"))
+    messages = psql(host, f"SELECT event FROM event_logs WHERE run_id='{run_id}' AND event LIKE '%pause_job worker pid%'")
+    pids = {
+        line.split("pause_job worker pid ")[1].split(" ")[0]
+        for line in messages.splitlines()
+    }
+    started = [line for line in messages.splitlines() if "started" in line]
+    finished = [line for line in messages.splitlines() if "finished" in line]
+    assert len(started) == 1 and len(finished) == 1 and len(pids) == 1, messages
+
+
+def test_planted_links_changed_nothing_of_root(converged_with_changes):
+    _, _, _, _, before, after = converged_with_changes
+    assert after == before
