@@ -190,3 +190,25 @@ def materialized_text(db, run_id, label="hostname"):
     for event in events:
         walk(json.loads(event))
     return found
+
+
+def wait_until_started(host, run_id, timeout=60, **kwargs):
+    """Poll until the run is STARTED (its worker is running)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = run_status(host, run_id, **kwargs)["status"]
+        if status == "STARTED":
+            return
+        assert status not in FINISHED and time.monotonic() < deadline, (
+            f"run {run_id} is {status}, not STARTED\n{journal(host, 'dagster-daemon')}")
+        time.sleep(1)
+
+
+def pause_job_worker_pids(db, run_id):
+    """The worker process ids that the example's pause_job logged when it started and when it finished."""
+    messages = psql(db, f"SELECT event FROM event_logs WHERE run_id='{run_id}' AND event LIKE '%pause_job worker pid%'")
+    logged = {"started": [], "finished": []}
+    for line in messages.splitlines():
+        pid, moment = line.split("pause_job worker pid ")[1].split(" ")[:2]
+        logged[moment.rstrip('",')].append(pid)
+    return logged

@@ -6,11 +6,16 @@ environment restarts the webserver and the daemon, and a run in progress lives
 through it in the same worker process.
 """
 
-import hashlib
-import time
-
 import pytest
-from dagster_checks import PROJECT, ansible_playbook, journal, launch_run, psql, run_status, wait_for_run
+from dagster_checks import (
+    PROJECT,
+    ansible_playbook,
+    journal,
+    launch_run,
+    pause_job_worker_pids,
+    wait_for_run,
+    wait_until_started,
+)
 
 HOME = "/var/lib/dagster"
 STORAGE = f"{HOME}/storage"
@@ -65,10 +70,7 @@ def converged_with_changes(host):
         assert planted.rc == 0, planted.stderr
 
     run_id = launch_run(host, "example", "pause_job")
-    deadline = time.monotonic() + 60
-    while run_status(host, run_id)["status"] != "STARTED":
-        assert time.monotonic() < deadline, f"run {run_id} did not start\n{journal(host, 'dagster-daemon')}"
-        time.sleep(1)
+    wait_until_started(host, run_id)
     pids = {
         unit: host.check_output(f"systemctl show -p MainPID --value {unit}")
         for unit in ("dagster-webserver", "dagster-daemon")
@@ -103,14 +105,8 @@ def test_the_converge_restarted_the_webserver_and_the_daemon(converged_with_chan
 def test_a_run_in_flight_finishes_in_the_same_worker(host, converged_with_changes):
     run_id, status, seen, _, _, _ = converged_with_changes
     assert status == "SUCCESS", (seen, journal(host, "dagster-daemon"))
-    messages = psql(host, f"SELECT event FROM event_logs WHERE run_id='{run_id}' AND event LIKE '%pause_job worker pid%'")
-    pids = {
-        line.split("pause_job worker pid ")[1].split(" ")[0]
-        for line in messages.splitlines()
-    }
-    started = [line for line in messages.splitlines() if "started" in line]
-    finished = [line for line in messages.splitlines() if "finished" in line]
-    assert len(started) == 1 and len(finished) == 1 and len(pids) == 1, messages
+    logged = pause_job_worker_pids(host, run_id)
+    assert len(logged["started"]) == 1 and logged["finished"] == logged["started"], logged
 
 
 def test_planted_links_changed_nothing_of_root(converged_with_changes):

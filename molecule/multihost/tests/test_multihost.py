@@ -13,7 +13,18 @@ import time
 import pytest
 import testinfra
 from dagster_checks import PROJECT as ROOT
-from dagster_checks import ansible_playbook, graphql, journal, launch_run, locations, materialized_text, psql, wait_for_run
+from dagster_checks import (
+    ansible_playbook,
+    graphql,
+    journal,
+    launch_run,
+    locations,
+    materialized_text,
+    pause_job_worker_pids,
+    psql,
+    wait_for_run,
+    wait_until_started,
+)
 
 DB, INSTANCE, CODE = "dagster-mh-db", "dagster-mh-instance", "dagster-mh-code"
 DB_ADDRESS, INSTANCE_ADDRESS, CODE_ADDRESS, DOCKER_HOST_ADDRESS = (
@@ -359,7 +370,10 @@ def test_password_only_in_its_protected_files(which, password):
     assert not [p for p in in_cmdlines if p.endswith("/cmdline")], in_cmdlines
 
 
-def test_a_change_restarts_only_its_location_and_no_password_is_logged(instance, code, password):
+def test_a_change_restarts_only_its_location_and_no_password_is_logged(db, instance, code, password):
+    # A run in progress on the location that changes: it finishes in the same worker.
+    in_flight = launch_run(instance, "second", "pause_job")
+    wait_until_started(instance, in_flight)
     pids = {name: main_pid(code, unit(name)) for name in LOCATIONS}
     webserver, daemon = main_pid(instance, "dagster-webserver"), main_pid(instance, "dagster-daemon")
     revision = str(int(time.time()))
@@ -382,3 +396,19 @@ def test_a_change_restarts_only_its_location_and_no_password_is_logged(instance,
     recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)
     # The checkout, the environment file and the restart of that one server.
     assert dict(recap) == {DB: "0", INSTANCE: "0", CODE: "3"}, recap
+    status, _, seen = wait_for_run(instance, in_flight, timeout=120)
+    assert status == "SUCCESS", seen
+    logged = pause_job_worker_pids(db, in_flight)
+    assert len(logged["started"]) == 1 and logged["finished"] == logged["started"], logged
+
+
+def test_a_run_that_leaves_out_the_database_host_keeps_the_password(instance, code, password):
+    files = {INSTANCE: "/etc/dagster/dagster.env", CODE: "/etc/dagster/code-locations/example.env"}
+    before = {which: testinfra.get_host(f"docker://{which}").file(path).sha256sum for which, path in files.items()}
+    rc, output, _ = ansible_playbook(ROOT / "playbooks/site.yml", None, "--limit", f"{INSTANCE},{CODE}")
+    assert rc == 0, output[-4000:]
+    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)
+    assert dict(recap) == {INSTANCE: "0", CODE: "0"}, recap
+    after = {which: testinfra.get_host(f"docker://{which}").file(path).sha256sum for which, path in files.items()}
+    assert after == before
+    assert password in instance.file(files[INSTANCE]).content_string
