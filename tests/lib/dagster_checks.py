@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -107,10 +108,10 @@ def locations(host, **kwargs):
     return {entry["name"]: entry for entry in data["locationEntries"]}
 
 
-def launch_run(host, location, job, repository="__repository__", tags=None, **kwargs):
+def launch_run(host, location, job, repository="__repository__", tags=None, run_config=None, **kwargs):
     params = {
         "selector": {"repositoryLocationName": location, "repositoryName": repository, "jobName": job},
-        "runConfigData": {},
+        "runConfigData": run_config or {},
         "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
     }
     result = graphql(host, LAUNCH_RUN, {"params": params}, **kwargs)["launchRun"]
@@ -204,11 +205,15 @@ def wait_until_started(host, run_id, timeout=60, **kwargs):
         time.sleep(1)
 
 
+def pause_config(seconds):
+    """Run config of the example's pause_job."""
+    return {"ops": {"pause": {"config": {"seconds": seconds}}}}
+
+
 def pause_job_worker_pids(db, run_id):
     """The worker process ids that the example's pause_job logged when it started and when it finished."""
     messages = psql(db, f"SELECT event FROM event_logs WHERE run_id='{run_id}' AND event LIKE '%pause_job worker pid%'")
     logged = {"started": [], "finished": []}
-    for line in messages.splitlines():
-        pid, moment = line.split("pause_job worker pid ")[1].split(" ")[:2]
-        logged[moment.rstrip('",')].append(pid)
+    for pid, moment in re.findall(r"pause_job worker pid (\d+) (started|finished)", messages):
+        logged[moment].append(pid)
     return logged

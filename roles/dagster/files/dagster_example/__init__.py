@@ -9,7 +9,9 @@ handling: `flaky_job` fails its first attempt (run retries bring it to
 success) and `slow_job` sleeps for ten minutes (run monitoring and queue
 limits act on it). `pause_job` sleeps for `seconds` (40 by default) and logs
 its process id when it starts and when it ends: a run that lives through a
-restart of the services ends SUCCESS with the same id twice.
+restart of the services ends SUCCESS with the same id twice. `runaway_job`
+allocates memory without bound: the memory limit of the unit that runs it
+ends it, and nothing else.
 """
 
 import os
@@ -85,6 +87,21 @@ def pause_job():
 
 
 @op
+def allocate_without_bound(context):
+    held = []
+    while True:
+        # 64 MiB at a time, every page written so that it is really used.
+        held.append(bytearray(b"x" * (64 << 20)))
+        if len(held) % 16 == 0:
+            context.log.info(f"holding {len(held) * 64} MiB")
+
+
+@job(description="Allocates memory until something stops it.", executor_def=in_process_executor)
+def runaway_job():
+    allocate_without_bound()
+
+
+@op
 def return_one():
     return 1
 
@@ -94,4 +111,7 @@ def trivial_job():
     return_one()
 
 
-defs = Definitions(assets=[numbers, total, run_host], jobs=[example_job, flaky_job, slow_job, trivial_job, pause_job])
+defs = Definitions(
+    assets=[numbers, total, run_host],
+    jobs=[example_job, flaky_job, slow_job, trivial_job, pause_job, runaway_job],
+)
