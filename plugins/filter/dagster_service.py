@@ -13,15 +13,15 @@ description:
   - Returns the C([Service]) lines that every long-running Dagster unit of the
     collection shares (webserver, daemon, code servers).
   - C(Restart=always) after any exit, two seconds apart, and never a start
-    limit (the unit's C([Unit]) section says C(StartLimitIntervalSec=0)): a
-    server that cannot reach its database keeps trying until it can.
+    limit (the unit's C([Unit]) section sets C(StartLimitIntervalSec=0)), so
+    a server that cannot reach its database keeps trying until it can.
   - C(KillMode=process). A stop or restart signals the server alone. The code
     servers it started for its locations shut down once their runs finish (or
     when its heartbeats stop), so a restart for new configuration never kills
     a run in progress.
   - C(MemoryMax=), C(MemorySwapMax=0) and C(TasksMax=) bound the server with
     every process it starts, runs included, and C(OOMScoreAdjust=500) makes
-    them the kernel's first choice when the host runs out of memory: a
+    them the kernel's first choice when the host runs out of memory, so a
     runaway run is killed, not PostgreSQL.
 options:
   _input:

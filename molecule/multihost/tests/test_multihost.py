@@ -4,6 +4,7 @@ network 10.213.47.0/24 (the Docker host is its gateway, .1)."""
 
 from __future__ import annotations
 
+import base64
 import re
 import socket
 import ssl
@@ -27,11 +28,11 @@ from dagster_checks import (
 )
 
 DB, INSTANCE, CODE = "dagster-mh-db", "dagster-mh-instance", "dagster-mh-code"
-DB_ADDRESS, INSTANCE_ADDRESS, CODE_ADDRESS, DOCKER_HOST_ADDRESS = (
+DB_ADDRESS, INSTANCE_ADDRESS, CODE_ADDRESS, OUTSIDER_ADDRESS = (
     "10.213.47.10",
     "10.213.47.11",
     "10.213.47.12",
-    "10.213.47.1",
+    "10.213.47.13",
 )
 PASSWORD_FILE = "/etc/dagster-postgresql/dagster.password"
 LOCATIONS = {"example": 4000, "second": 4001, "third": 4002}
@@ -278,9 +279,77 @@ def _startup_over_tls(address, port=5432):
 
 
 def test_postgresql_refuses_the_docker_host(db):
-    reply = _startup_over_tls(DB_ADDRESS)
-    assert reply[:1] == b"E", reply
-    assert f'no pg_hba.conf entry for host "{DOCKER_HOST_ADDRESS}"'.encode() in reply, reply
+    # The firewall of the database host answers with a TCP reset: the server is never reached.
+    with pytest.raises(ConnectionRefusedError):
+        _startup_over_tls(DB_ADDRESS)
+
+
+# --- the network: only the hosts that need a port reach it ----------------------------------------
+
+
+OUTSIDER = "dagster-mh-outsider"
+_CONNECT_TCP = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()
+    print("connected")
+except ConnectionRefusedError:
+    print("refused")
+except OSError as error:
+    print(f"no answer: {error}")
+"""
+
+
+def _tcp(host, address, port, timeout=5):
+    script = base64.b64encode(_CONNECT_TCP.encode()).decode()
+    return host.check_output(
+        f"python3 -c \"import base64;exec(base64.b64decode('{script}'))\" {address} {port} {timeout}")
+
+
+@pytest.fixture(scope="module")
+def outsider():
+    return testinfra.get_host(f"docker://{OUTSIDER}")
+
+
+@pytest.mark.parametrize(("address", "port"), [(DB_ADDRESS, 5432)] + [(CODE_ADDRESS, p) for p in LOCATIONS.values()])
+def test_a_neighbour_on_the_network_is_refused(outsider, address, port):
+    assert _tcp(outsider, address, port) == "refused"
+
+
+@pytest.mark.parametrize(("which", "address", "port"), [(INSTANCE, DB_ADDRESS, 5432), (CODE, DB_ADDRESS, 5432)]
+                         + [(INSTANCE, CODE_ADDRESS, p) for p in LOCATIONS.values()])
+def test_the_dagster_hosts_still_connect(which, address, port):
+    assert _tcp(testinfra.get_host(f"docker://{which}"), address, port) == "connected"
+
+
+@pytest.mark.parametrize(("which", "table", "clients"), [
+    (DB, "dagsterops_postgresql", f"{INSTANCE_ADDRESS}, {CODE_ADDRESS}"),
+    (CODE, "dagsterops_code_locations", INSTANCE_ADDRESS),
+])
+def test_the_firewall_table_is_loaded_at_boot(which, table, clients):
+    host = testinfra.get_host(f"docker://{which}")
+    unit = "dagster-firewall-" + table.removeprefix("dagsterops_")
+    service = host.service(f"{unit}.service")
+    assert service.is_enabled and service.is_running
+    ruleset = host.check_output(f"nft list table inet {table}")
+    assert f"ip saddr {{ {clients} }} accept" in ruleset.replace("/32", ""), ruleset
+    assert "reject with tcp reset" in ruleset
+
+
+def test_postgresql_filters_addresses_on_its_own(db, outsider):
+    """Without the nftables table, PostgreSQL's unit still turns the neighbour away (its packets are dropped)."""
+    cluster = db.check_output("systemctl list-units --plain --no-legend 'postgresql@*' | cut -d' ' -f1")
+    allowed = db.check_output(f"systemctl show -p IPAddressAllow --value {cluster}")
+    assert INSTANCE_ADDRESS in allowed and CODE_ADDRESS in allowed and OUTSIDER_ADDRESS not in allowed, allowed
+    assert db.check_output(f"systemctl show -p IPAddressDeny --value {cluster}") in ("0.0.0.0/0 ::/0", "any")
+    db.check_output("systemctl stop dagster-firewall-postgresql.service")
+    try:
+        assert db.run("nft list table inet dagsterops_postgresql").rc != 0
+        assert _tcp(outsider, DB_ADDRESS, 5432, timeout=3).startswith("no answer")
+        assert _tcp(testinfra.get_host(f"docker://{INSTANCE}"), DB_ADDRESS, 5432) == "connected"
+    finally:
+        db.check_output("systemctl start dagster-firewall-postgresql.service")
+    assert _tcp(outsider, DB_ADDRESS, 5432) == "refused"
 
 
 # --- runs ---------------------------------------------------------------------------------------
