@@ -7,6 +7,7 @@ through it in the same worker process.
 """
 
 import pytest
+from packaging.markers import Marker, default_environment
 from dagster_checks import (
     PROJECT,
     ansible_playbook,
@@ -139,3 +140,55 @@ def test_a_runaway_run_fails_and_the_services_stay_up(host):
     assert _main_pids(host) == before, journal(host, "dagster-daemon")
     ended = psql(host, f"SELECT event FROM event_logs WHERE run_id='{run_id}' AND event LIKE '%was terminated by signal 9 (SIGKILL)%'")
     assert ended, "the run did not end with its process killed by the kernel"
+
+
+# --- reproducible environments ---------------------------------------------------------------------
+
+LOCK = PROJECT / "roles/dagster/files/locks/dagster-1.13.27-default.txt"
+
+
+def _locked_pins(python_version):
+    """name==version of every package the lock installs on a Linux host with this Python."""
+    environment = {**default_environment(), "sys_platform": "linux", "platform_system": "Linux",
+                   "os_name": "posix", "platform_python_implementation": "CPython",
+                   "implementation_name": "cpython", "python_version": python_version,
+                   "python_full_version": f"{python_version}.0"}
+    pins = set()
+    for line in LOCK.read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            requirement, _, marker = line.rstrip(" \\").partition(";")
+            if marker.strip() and not Marker(marker).evaluate(environment):
+                continue
+            name, version = requirement.strip().split("==")
+            pins.add(f"{name.lower().replace('_', '-')}=={version}")
+    return pins
+
+
+def test_the_environment_is_exactly_the_lock(host):
+    python_version = host.check_output(
+        "/opt/dagster/current/bin/python -c 'import sys;print(\"%d.%d\" % sys.version_info[:2])'")
+    frozen = host.check_output(
+        "/opt/dagster/tools/bin/uv pip freeze --python /opt/dagster/current/bin/python")
+    installed = {line.lower().replace("_", "-") for line in frozen.splitlines()}
+    expected = _locked_pins(python_version)
+    assert installed == expected, installed ^ expected
+
+
+def test_a_tampered_lock_stops_the_install_before_the_switch(host, tmp_path):
+    if host.backend.host != "dagster-aio-debian12":
+        pytest.skip("one host is enough: the converge takes minutes")
+    lines = LOCK.read_text().splitlines(keepends=True)
+    index = next(i for i, line in enumerate(lines) if line.startswith("dagster==")) + 1
+    digest = lines[index].split("sha256:")[1].strip(" \\\n")
+    lines[index] = lines[index].replace(digest, digest[::-1])
+    tampered = tmp_path / "tampered.txt"
+    tampered.write_text("".join(lines))
+    current = host.check_output("readlink /opt/dagster/current")
+    pids = {unit: host.check_output(f"systemctl show -p MainPID --value {unit}")
+            for unit in ("dagster-webserver", "dagster-daemon")}
+    rc, output, _ = ansible_playbook(PROJECT / "playbooks/site.yml", {"dagster_requirements_lock": str(tampered)},
+                                     "--limit", host.backend.host)
+    assert rc != 0, output[-3000:]
+    assert "hash" in output.lower(), output[-3000:]
+    assert host.check_output("readlink /opt/dagster/current") == current
+    assert {unit: host.check_output(f"systemctl show -p MainPID --value {unit}") for unit in pids} == pids
