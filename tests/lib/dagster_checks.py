@@ -217,3 +217,44 @@ def pause_job_worker_pids(db, run_id):
     for pid, moment in re.findall(r"pause_job worker pid (\d+) (started|finished)", messages):
         logged[moment].append(pid)
     return logged
+
+
+_ARGV_SAMPLER = r"""
+import os, sys, time
+seen = set()
+with open(sys.argv[1], "a") as out:
+    while True:
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        argv = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                except OSError:
+                    continue
+                if argv and argv not in seen:
+                    seen.add(argv)
+                    out.write(argv + "\n")
+                    out.flush()
+        time.sleep(0.1)
+"""
+ARGV_SAMPLES = "/root/argv-samples.txt"
+
+
+def start_argv_sampler(host):
+    """Record every distinct command line on the host, sampled every 0.1 s, until stop_argv_sampler."""
+    code = base64.b64encode(_ARGV_SAMPLER.encode()).decode()
+    host.run("systemctl stop dagsterops-argv-sampler.service")
+    host.check_output(f"rm -f {ARGV_SAMPLES}")
+    host.check_output(
+        "systemd-run --collect --unit=dagsterops-argv-sampler /usr/bin/python3 -c "
+        f"\"import base64; exec(base64.b64decode('{code}'))\" {ARGV_SAMPLES}")
+    deadline = time.monotonic() + 10
+    while host.run(f"test -s {ARGV_SAMPLES}").rc != 0:
+        assert time.monotonic() < deadline, "the command-line sampler did not start"
+        time.sleep(0.2)
+
+
+def stop_argv_sampler(host):
+    """The command lines recorded since start_argv_sampler."""
+    host.check_output("systemctl stop dagsterops-argv-sampler.service")
+    return host.check_output(f"cat {ARGV_SAMPLES}")

@@ -23,6 +23,8 @@ from dagster_checks import (
     materialized_text,
     pause_job_worker_pids,
     psql,
+    start_argv_sampler,
+    stop_argv_sampler,
     wait_for_run,
     wait_until_started,
 )
@@ -451,10 +453,24 @@ def test_a_change_restarts_only_its_location_and_no_password_is_logged(db, insta
         f"cd {GIT_REPOSITORY} && echo {revision} > REVISION && git add REVISION && "
         "git -c user.name=test -c user.email=test@localhost commit --quiet -m revision"
     )
+    hosts = {which: testinfra.get_host(f"docker://{which}") for which in (DB, INSTANCE, CODE)}
+    journal_from = {which: host.check_output("date '+%Y-%m-%d %H:%M:%S'") for which, host in hosts.items()}
+    for host in hosts.values():
+        start_argv_sampler(host)
     rc, output, seconds = ansible_playbook(ROOT / "playbooks/site.yml", {"multihost_revision": revision}, "-vvv")
+    samples = {which: stop_argv_sampler(host) for which, host in hosts.items()}
     assert rc == 0, output[-4000:]
     print(f"verbose re-converge with one location's environment changed: {seconds:.0f} s")
+    print("command lines sampled every 0.1 s: " + ", ".join(
+        f"{which} {len(text.splitlines())}" for which, text in samples.items()))
     assert password not in output, "the database password appears in the converge output"
+    for which, host in hosts.items():
+        assert password not in samples[which], f"the database password was on a command line on {which}"
+        # The whole journal since, sudo's lines included.
+        logged = host.check_output(f"journalctl --since '{journal_from[which]}' --no-pager -o cat")
+        assert password not in logged, f"the database password is in the journal of {which}"
+    # The sampler saw the short-lived processes of the converge: the restarted server's start check.
+    assert "dagster-code-location-ctl wait" in samples[CODE], samples[CODE][-2000:]
     assert main_pid(code, unit("second")) != pids["second"], "the changed location was not restarted"
     assert main_pid(code, unit("example")) == pids["example"], "an unchanged location was restarted"
     assert (main_pid(instance, "dagster-webserver"), main_pid(instance, "dagster-daemon")) == (webserver, daemon)
