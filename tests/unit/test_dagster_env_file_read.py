@@ -1,10 +1,10 @@
-"""dagster_env_file_value reads an environment file as systemd's EnvironmentFile= does."""
+"""dagster_env_file_read reads an environment file as systemd's EnvironmentFile= does."""
 
 from __future__ import annotations
 
 import pytest
 
-from dagster_env_file import dagster_env_file_value, parse_env_file
+from dagster_env_file_read import dagster_env_file_read, parse_env_file
 
 
 @pytest.mark.parametrize(
@@ -24,14 +24,14 @@ from dagster_env_file import dagster_env_file_value, parse_env_file
     ],
 )
 def test_values_as_systemd_reads_them(line, value):
-    assert dagster_env_file_value(f"# managed\nOTHER=1\n{line}\nLAST=2\n", "P") == value
+    assert dagster_env_file_read(f"# managed\nOTHER=1\n{line}\nLAST=2\n", "P") == value
 
 
 def test_comments_and_missing_names():
     content = "# P=commented\n; P=also\nDAGSTER_HOME=/var/lib/dagster\n"
-    assert dagster_env_file_value(content, "P") == ""
+    assert dagster_env_file_read(content, "P") == ""
     assert parse_env_file(content) == {"DAGSTER_HOME": "/var/lib/dagster"}
 
 
 def test_the_last_assignment_wins():
-    assert dagster_env_file_value("P=1\nP=2\n", "P") == "2"
+    assert dagster_env_file_read("P=1\nP=2\n", "P") == "2"

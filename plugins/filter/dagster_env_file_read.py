@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-name: dagster_env_file_value
+name: dagster_env_file_read
 author: dagsterops maintainers
 version_added: "1.1.0"
 short_description: One variable's value from a systemd environment file
@@ -31,7 +31,7 @@ options:
 EXAMPLES = r"""
 - name: The password in place
   ansible.builtin.set_fact:
-    password: "{{ slurped.content | b64decode | dagsterops.dagster.dagster_env_file_value('DAGSTER_PG_PASSWORD') }}"
+    password: "{{ slurped.content | b64decode | dagsterops.dagster.dagster_env_file_read('DAGSTER_PG_PASSWORD') }}"
   no_log: true
 """
 
@@ -105,10 +105,10 @@ def parse_env_file(content: str) -> dict[str, str]:
     return values
 
 
-def dagster_env_file_value(content: str, name: str) -> str:
+def dagster_env_file_read(content: str, name: str) -> str:
     return parse_env_file(str(content)).get(name, "")
 
 
 class FilterModule:
     def filters(self):
-        return {"dagster_env_file_value": dagster_env_file_value}
+        return {"dagster_env_file_read": dagster_env_file_read}
