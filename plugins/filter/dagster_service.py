@@ -37,6 +37,10 @@ options:
         description: Most processes and threads, at least 64.
         type: int
         required: true
+  prefix:
+    description: Put before C(memory_max) and C(tasks_max) in an error message, to name the role's variables.
+    type: str
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -61,16 +65,16 @@ except ImportError:  # pragma: no cover - lets the module load without Ansible
 MEMORY_MAX = re.compile(r"^([1-9][0-9]*[KMGT]?|([1-9][0-9]?|100)%|infinity)\Z")
 
 
-def dagster_service_policy(limits):
+def dagster_service_policy(limits, prefix=""):
     if not isinstance(limits, dict):
         raise AnsibleFilterError(f"dagster_service_policy: expects a map of limits, got {limits!r}")
     memory_max = limits.get("memory_max")
     if not isinstance(memory_max, str) or not MEMORY_MAX.match(memory_max):
-        raise AnsibleFilterError(
-            f"memory_max: must be bytes with K, M, G or T, a percentage (1 to 100) or infinity, got {memory_max!r}")
+        raise AnsibleFilterError(f"{prefix}memory_max: must be bytes with K, M, G or T, a percentage (1 to 100) "
+                                 f"or infinity, got {memory_max!r}")
     tasks_max = limits.get("tasks_max")
     if isinstance(tasks_max, bool) or not isinstance(tasks_max, int) or tasks_max < 64:
-        raise AnsibleFilterError(f"tasks_max: must be an integer >= 64, got {tasks_max!r}")
+        raise AnsibleFilterError(f"{prefix}tasks_max: must be an integer >= 64, got {tasks_max!r}")
     return [
         "Restart=always",
         "RestartSec=2",

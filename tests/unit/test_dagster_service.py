@@ -34,3 +34,8 @@ def test_memory_limits_refused(memory_max):
 def test_task_limits_refused(tasks_max):
     with pytest.raises(AnsibleFilterError, match="^tasks_max: must be an integer >= 64"):
         dagster_service_policy({"memory_max": "40%", "tasks_max": tasks_max})
+
+
+def test_the_prefix_names_the_roles_variable():
+    with pytest.raises(AnsibleFilterError, match="^dagster_service_memory_max: must be"):
+        dagster_service_policy({"memory_max": "2GB", "tasks_max": 4096}, prefix="dagster_service_")
