@@ -69,6 +69,18 @@ options:
         description: Leave the content out of the diff.
         type: bool
         default: false
+      secret_index:
+        description:
+          - The content is O(secret_contents[secret_index]) instead of O(files[].content). The action plugin
+            moves the content of every O(files[].secret) entry there.
+        type: int
+  secret_contents:
+    description:
+      - Contents of secret entries. Marked C(no_log), so that Ansible leaves them out of the
+        invocation it logs on the host and out of the result.
+    type: list
+    elements: str
+    default: []
 author:
   - dagsterops.dagster contributors
 """
@@ -113,6 +125,7 @@ ENTRY = dict(
     mode=dict(type="str", required=True),
     validate=dict(type="str"),
     secret=dict(type="bool", default=False),
+    secret_index=dict(type="int"),
 )
 
 
@@ -337,11 +350,17 @@ def put_file(module: AnsibleModule, entry: dict, uid: int, gid: int, mode: int) 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(files=dict(type="list", elements="dict", required=True, options=ENTRY)),
+        argument_spec=dict(files=dict(type="list", elements="dict", required=True, options=ENTRY),
+                           secret_contents=dict(type="list", elements="str", default=[], no_log=True)),
         supports_check_mode=True,
     )
     changed_paths, diffs = [], []
+    secrets = module.params["secret_contents"]
     for entry in module.params["files"]:
+        if entry.get("secret_index") is not None:
+            if not entry["secret"] or not 0 <= entry["secret_index"] < len(secrets):
+                fail(module, f"{entry['dest']}: secret_index must name one of secret_contents of a secret entry")
+            entry["content"] = secrets[entry["secret_index"]]
         if not os.path.isabs(entry["dest"]):
             fail(module, f"dest must be an absolute path, got {entry['dest']!r}")
         uid, gid = ids(module, entry)

@@ -195,3 +195,25 @@ def test_owner_and_mode_are_set_on_the_entry_not_on_a_link_target(tmp_path):
     result = run(tmp_path, [entry(link, content="x\n", mode="0644")])
     assert result["failed"] is True
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def run_with_secrets(tmp_path: Path, files: list[dict], secrets: list[str]) -> dict:
+    args = {"files": files, "secret_contents": secrets, "_ansible_check_mode": False, "_ansible_diff": True}
+    args_file = tmp_path.parent / f"{tmp_path.name}-args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    done = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, check=False)
+    assert done.stdout, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_secret_travels_in_the_no_log_argument(tmp_path):
+    path = tmp_path / "app.env"
+    result = run_with_secrets(tmp_path, [entry(path, secret=True, secret_index=0)], ["PASSWORD=hunter2\n"])
+    assert result["changed"] is True
+    assert path.read_text() == "PASSWORD=hunter2\n"
+    assert "hunter2" not in json.dumps(result)
+
+
+def test_a_secret_index_that_names_nothing_is_refused(tmp_path):
+    result = run_with_secrets(tmp_path, [entry(tmp_path / "app.env", secret=True, secret_index=1)], ["x\n"])
+    assert result["failed"] is True and "secret_index" in result["msg"]
