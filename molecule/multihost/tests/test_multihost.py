@@ -458,7 +458,8 @@ def test_a_run_that_leaves_out_the_database_host_keeps_the_password(instance, co
 
 def test_a_change_restarts_only_its_location_and_no_password_is_logged(db, instance, code, password):
     # A run in progress on the location that changes: it finishes in the same worker.
-    in_flight = launch_run(instance, "second", "pause_job", run_config=pause_config(90))
+    # Longer than the converge takes to reach the code host, even on a busy machine.
+    in_flight = launch_run(instance, "second", "pause_job", run_config=pause_config(240))
     wait_until_started(instance, in_flight)
     pids = {name: main_pid(code, unit(name)) for name in LOCATIONS}
     webserver, daemon = main_pid(instance, "dagster-webserver"), main_pid(instance, "dagster-daemon")
@@ -496,7 +497,7 @@ def test_a_change_restarts_only_its_location_and_no_password_is_logged(db, insta
     recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)
     # The checkout, the environment file and the restart of that one server.
     assert dict(recap) == {DB: "0", INSTANCE: "0", CODE: "3"}, recap
-    status, _, seen = wait_for_run(instance, in_flight, timeout=180)
+    status, _, seen = wait_for_run(instance, in_flight, timeout=360)
     assert status == "SUCCESS", seen
     # The server was restarted while the run was still going.
     restarted_at = int(code.check_output(
