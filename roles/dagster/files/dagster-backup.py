@@ -281,7 +281,13 @@ def dump_database(settings, dir_fd, prefix, label):
 
 def ensure_storage(settings):
     """DAGSTER_HOME/storage, dagster:dagster 0750: created by root only under a
-    root-owned parent, otherwise by the dagster user itself."""
+    root-owned parent writable by root only, otherwise by the dagster user itself."""
+    info = os.stat(settings.home, follow_symlinks=False)
+    if not stat.S_ISDIR(info.st_mode):
+        raise Refused(f"{settings.home} is not a directory")
+    if info.st_uid != 0 or info.st_mode & 0o022:
+        _run(settings.service_exec + ["mkdir", "-p", "-m", "0750", "--", settings.storage], what="mkdir storage")
+        return
     home_fd = os.open(settings.home, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         try:
@@ -289,20 +295,16 @@ def ensure_storage(settings):
             return
         except FileNotFoundError:
             pass
-        info = os.fstat(home_fd)
-        if info.st_uid == 0 and not info.st_mode & 0o022:
-            import pwd  # noqa: PLC0415 - only needed here
+        import pwd  # noqa: PLC0415 - only needed here
 
-            account = pwd.getpwnam(settings.user)
-            os.mkdir("storage", 0o700, dir_fd=home_fd)
-            storage_fd = os.open("storage", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=home_fd)
-            try:
-                os.fchown(storage_fd, account.pw_uid, account.pw_gid)
-                os.fchmod(storage_fd, 0o750)
-            finally:
-                os.close(storage_fd)
-        else:
-            _run(settings.service_exec + ["mkdir", "-m", "0750", "--", settings.storage], what="mkdir storage")
+        account = pwd.getpwnam(settings.user)
+        os.mkdir("storage", 0o700, dir_fd=home_fd)
+        storage_fd = os.open("storage", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=home_fd)
+        try:
+            os.fchown(storage_fd, account.pw_uid, account.pw_gid)
+            os.fchmod(storage_fd, 0o750)
+        finally:
+            os.close(storage_fd)
     finally:
         os.close(home_fd)
 
