@@ -177,9 +177,9 @@ def _run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, what="comman
 # --- verification -----------------------------------------------------------------------------------
 
 
-def verify_dump(path):
-    """A whole custom-format dump of a Dagster database: its table of contents
-    lists the runs table, and every byte of its data reads back."""
+def verify_dump(path, dagster=True):
+    """A whole custom-format dump (of a Dagster database: its table of contents
+    lists the runs table), every byte of its data read back."""
     fd = open_input(path)
     try:
         if os.pread(fd, 5, 0) != b"PGDMP":
@@ -189,7 +189,7 @@ def verify_dump(path):
     listing = subprocess.run(["pg_restore", "--list", "--", path], capture_output=True, check=False)
     if listing.returncode != 0:
         raise Refused(f"{path}: pg_restore --list failed: {listing.stderr.decode(errors='replace').strip()}")
-    if not RUNS_TABLE.search(listing.stdout.decode(errors="replace")):
+    if dagster and not RUNS_TABLE.search(listing.stdout.decode(errors="replace")):
         raise Refused(f"{path} holds no Dagster runs table")
     # The table of contents is at the start of the file: a truncated dump lists
     # fine. Reading every entry's data shows the truncation.
@@ -276,7 +276,8 @@ def dump_database(settings, dir_fd, prefix, label):
         os.close(fd)
         os.unlink(partial, dir_fd=dir_fd)
         raise
-    return _finish(dir_fd, fd, partial, name, verify_dump, settings)
+    # A safety dump is taken of whatever the database holds, even nothing.
+    return _finish(dir_fd, fd, partial, name, lambda path: verify_dump(path, dagster=prefix != "safety"), settings)
 
 
 def ensure_storage(settings):
