@@ -135,6 +135,57 @@ def test_purge_timer_is_enabled(host, unit):
     assert host.service(unit).is_running
 
 
+# --- a migration that fails, then a re-run ---------------------------------------------------------
+
+PENDING = ".dagster-migrate-pending"
+
+
+def _server_version(host):
+    out = host.check_output(
+        "python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:3000/server_info').read().decode())\""
+    )
+    return json.loads(out)["dagster_version"]
+
+
+def test_failed_migration_rolls_back_then_a_rerun_finishes_it(host):
+    """A switch to the new release whose migration did not finish: the re-run
+    migrates; made to fail (the new release's dagster cannot run), it goes back
+    to the old release with the pre-upgrade dump; with the cause gone, the next
+    run upgrades again and finishes the migration."""
+    new_venv = host.check_output("readlink /opt/dagster/current")
+    old_venv = host.check_output(f"ls -d /opt/dagster/venvs/dagster-{OLD}-*")
+    pre_upgrade = host.check_output(f"ls -t /var/backups/dagster/dagster-*-before-{NEW}-*.pgc | head -n 1")
+    before = host.file("/root/run-before-upgrade").content_string.strip()
+    migrations = len(host.file("/var/lib/dagster/upgrades.log").content_string.splitlines())
+    host.check_output(
+        f"printf '%s\\n' '{json.dumps({'previous': old_venv, 'dump': pre_upgrade})}' > {new_venv}/{PENDING}"
+    )
+    host.check_output(f"chmod 0644 {new_venv}/bin/dagster")
+    try:
+        rc, output, seconds = ansible_playbook(PROJECT / "playbooks/site.yml", {"dagster_version": NEW})
+    finally:
+        host.check_output(f"chmod 0755 {new_venv}/bin/dagster")
+    print(f"failed migration and rollback: {seconds:.0f} s")
+    assert rc != 0, output[-4000:]
+    assert f"The migration to Dagster {NEW} failed (Migrate the instance storage:" in output, output[-4000:]
+    assert host.check_output("readlink /opt/dagster/current") == old_venv
+    assert _server_version(host) == OLD
+    assert _services_active(host)
+    # The database is the pre-upgrade dump's.
+    assert before in _run_ids(host) and _run_ids(host) == _dumped_run_ids(host, pre_upgrade)
+    assert len(host.file("/var/lib/dagster/upgrades.log").content_string.splitlines()) == migrations
+
+    rc, output, seconds = ansible_playbook(PROJECT / "playbooks/site.yml", {"dagster_version": NEW})
+    assert rc == 0, output[-4000:]
+    print(f"re-run that finishes the upgrade: {seconds:.0f} s")
+    assert host.check_output("readlink /opt/dagster/current") == new_venv
+    assert not host.file(f"{new_venv}/{PENDING}").exists
+    log = host.file("/var/lib/dagster/upgrades.log").content_string.splitlines()
+    assert len(log) == migrations + 1 and f"dagster-{OLD}-" in log[-1] and f"dagster-{NEW}-" in log[-1], log
+    assert _server_version(host) == NEW
+    assert wait_for_run(host, launch_run(host, "example", "example_job"))[0] == "SUCCESS"
+
+
 # --- backup, restore and rollback playbooks (last: they change the host) -------------------------
 
 BACKUPS = "/var/backups/dagster"
