@@ -41,7 +41,7 @@ def test_database_was_dumped_before_the_upgrade(host):
     dumps = host.check_output(f"ls /var/backups/dagster/ | grep -- '-before-{NEW}-from-dagster-{OLD}-' || true").split()
     assert len(dumps) == 1, dumps
     dump = host.file(f"/var/backups/dagster/{dumps[0]}")
-    assert dump.size > 10_000 and dump.mode == 0o640 and dump.user == "dagster"
+    assert dump.size > 10_000 and dump.mode == 0o600 and dump.user == "root" and dump.group == "root"
     # A real custom-format dump holding the runs table.
     listing = host.check_output(f"pg_restore --list /var/backups/dagster/{dumps[0]}")
     assert "TABLE public runs" in listing
@@ -135,15 +135,92 @@ def test_purge_timer_is_enabled(host, unit):
     assert host.service(unit).is_running
 
 
+# --- a migration that fails, then a re-run ---------------------------------------------------------
+
+PENDING = ".dagster-migrate-pending"
+
+
+def _server_version(host):
+    out = host.check_output(
+        "python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:3000/server_info').read().decode())\""
+    )
+    return json.loads(out)["dagster_version"]
+
+
+def test_failed_migration_rolls_back_then_a_rerun_finishes_it(host):
+    """A switch to the new release whose migration did not finish: the re-run
+    migrates; made to fail (the new release's dagster cannot run), it goes back
+    to the old release with the pre-upgrade dump; with the cause gone, the next
+    run upgrades again and finishes the migration."""
+    new_venv = host.check_output("readlink /opt/dagster/current")
+    old_venv = host.check_output(f"ls -d /opt/dagster/venvs/dagster-{OLD}-*")
+    pre_upgrade = host.check_output(f"ls -t /var/backups/dagster/dagster-*-before-{NEW}-*.pgc | head -n 1")
+    before = host.file("/root/run-before-upgrade").content_string.strip()
+    migrations = len(host.file("/var/lib/dagster/upgrades.log").content_string.splitlines())
+    host.check_output(
+        f"printf '%s\\n' '{json.dumps({'previous': old_venv, 'dump': pre_upgrade})}' > {new_venv}/{PENDING}"
+    )
+    host.check_output(f"chmod 0644 {new_venv}/bin/dagster")
+    try:
+        rc, output, seconds = ansible_playbook(PROJECT / "playbooks/site.yml", {"dagster_version": NEW})
+    finally:
+        host.check_output(f"chmod 0755 {new_venv}/bin/dagster")
+    print(f"failed migration and rollback: {seconds:.0f} s")
+    assert rc != 0, output[-4000:]
+    assert f"The migration to Dagster {NEW} failed (Migrate the instance storage:" in output, output[-4000:]
+    assert host.check_output("readlink /opt/dagster/current") == old_venv
+    assert _server_version(host) == OLD
+    assert _services_active(host)
+    # The database is the pre-upgrade dump's.
+    assert before in _run_ids(host) and _run_ids(host) == _dumped_run_ids(host, pre_upgrade)
+    assert len(host.file("/var/lib/dagster/upgrades.log").content_string.splitlines()) == migrations
+
+    rc, output, seconds = ansible_playbook(PROJECT / "playbooks/site.yml", {"dagster_version": NEW})
+    assert rc == 0, output[-4000:]
+    print(f"re-run that finishes the upgrade: {seconds:.0f} s")
+    assert host.check_output("readlink /opt/dagster/current") == new_venv
+    assert not host.file(f"{new_venv}/{PENDING}").exists
+    log = host.file("/var/lib/dagster/upgrades.log").content_string.splitlines()
+    assert len(log) == migrations + 1 and f"dagster-{OLD}-" in log[-1] and f"dagster-{NEW}-" in log[-1], log
+    assert _server_version(host) == NEW
+    assert wait_for_run(host, launch_run(host, "example", "example_job"))[0] == "SUCCESS"
+
+
 # --- backup, restore and rollback playbooks (last: they change the host) -------------------------
+
+BACKUPS = "/var/backups/dagster"
+UNITS = ("dagster-webserver.service", "dagster-daemon.service")
+# Where the dagster user can write and a root task might: each holds a link to /etc/shadow.
+PLANTED = ("/var/lib/dagster/storage/shadow-link", "/var/lib/dagster/shadow-link")
 
 
 def _services_active(host):
-    return all(host.service(u).is_running for u in ("dagster-webserver.service", "dagster-daemon.service"))
+    return all(host.service(u).is_running for u in UNITS)
+
+
+def _main_pids(host):
+    return {u: host.check_output(f"systemctl show -p MainPID --value {u}") for u in UNITS}
 
 
 def _run_ids(host):
     return set(psql(host, "SELECT run_id FROM runs").split())
+
+
+def _shadow(host):
+    """/etc/shadow's owner, mode and content."""
+    return host.check_output("stat -c '%U:%G %a' /etc/shadow && sha256sum /etc/shadow")
+
+
+def _sentinel(host):
+    """A table the dagster role owns and no dump holds: a restore that dropped
+    what the role owns takes it away, one rolled back leaves it (same oid)."""
+    psql(host, "CREATE TABLE IF NOT EXISTS restore_sentinel (x int)")
+    psql(host, "ALTER TABLE restore_sentinel OWNER TO dagster")
+    return psql(host, "SELECT 'restore_sentinel'::regclass::oid")
+
+
+def _sentinel_oid(host):
+    return psql(host, "SELECT coalesce(to_regclass('restore_sentinel')::oid::text, 'gone')")
 
 
 def _dumped_run_ids(host, dump):
@@ -157,39 +234,128 @@ def _dumped_run_ids(host, dump):
     return ids
 
 
+def _listing(host, pattern):
+    return host.check_output(f"cd {BACKUPS} && ls -1 {pattern} 2>/dev/null || true").split()
+
+
 def _newest(host, pattern):
-    return host.check_output(f"ls -t /var/backups/dagster/{pattern} | head -n 1")
+    return f"{BACKUPS}/{sorted(_listing(host, pattern))[-1]}"
+
+
+def _plant(host):
+    """Links to /etc/shadow, made by the dagster user wherever it can write."""
+    for link in PLANTED:
+        host.run(f"sudo -u dagster ln -sfn /etc/shadow {link}")
+    assert host.file(PLANTED[0]).is_symlink, "the dagster user could not write in its storage"
+    # The backup directory is out of its reach.
+    assert host.run(f"sudo -u dagster ln -s /etc/shadow {BACKUPS}/planted.pgc").rc != 0
+    assert host.run(f"sudo -u dagster ls {BACKUPS}").rc != 0
 
 
 @pytest.fixture(scope="module")
 def backup(host):
-    """backup.yml run once: (dump, archive, runs at that moment)."""
-    host.check_output("echo before-backup > /var/lib/dagster/backup-marker")
+    """backup.yml run once: (dump, archive, runs at that moment, /etc/shadow before)."""
+    host.check_output("sudo -u dagster sh -c 'echo before-backup > /var/lib/dagster/storage/backup-marker'")
+    _plant(host)
+    shadow = _shadow(host)
     runs = _run_ids(host)
     rc, output, seconds = ansible_playbook(PROJECT / "playbooks/backup.yml")
     assert rc == 0, output[-4000:]
     print(f"backup.yml: {seconds:.0f} s")
-    return _newest(host, "dagster-*-manual.pgc"), _newest(host, "home-*.tar.gz"), runs
+    assert _shadow(host) == shadow
+    return _newest(host, "dagster-*-manual.pgc"), _newest(host, "home-*.tar.gz"), runs, shadow
 
 
-def test_backup_playbook_dumps_the_database_and_archives_home(host, backup):
-    dump, archive, runs = backup
+def test_backup_directory_and_files_are_root_only(host, backup):
+    dump, archive, runs, _ = backup
+    directory = host.file(BACKUPS)
+    assert (directory.user, directory.group, directory.mode) == ("root", "root", 0o700)
     for path in (dump, archive):
-        assert host.file(path).mode == 0o640 and host.file(path).user == "dagster", path
+        f = host.file(path)
+        assert (f.user, f.group, f.mode) == ("root", "root", 0o600), path
     assert "TABLE public runs" in host.check_output(f"pg_restore --list {dump}")
-    # Members relative to DAGSTER_HOME's parent, where restore.yml unpacks them.
-    assert {"dagster/dagster.yaml", "dagster/backup-marker"} <= set(host.check_output(f"tar -tzf {archive}").split())
+    # The archive holds DAGSTER_HOME/storage only, links as links.
+    members = host.check_output(f"tar -tzf {archive}").split()
+    assert {"storage/backup-marker", "storage/shadow-link"} <= set(members)
+    assert all(m == "storage/" or m.startswith("storage/") for m in members), members
     assert runs and _services_active(host)
 
 
+def _refused_restore(host, extra_vars, message):
+    """restore.yml fails with `message`, the database and the services untouched."""
+    oid, runs, pids = _sentinel(host), _run_ids(host), _main_pids(host)
+    rc, output, _ = ansible_playbook(PROJECT / "playbooks/restore.yml", extra_vars)
+    assert rc != 0, output[-4000:]
+    assert message in output, output[-4000:]
+    assert _sentinel_oid(host) == oid
+    assert runs <= _run_ids(host)
+    assert _main_pids(host) == pids and _services_active(host)
+    return output
+
+
+def test_restore_refuses_a_truncated_dump(host, backup):
+    dump = backup[0]
+    size = int(host.check_output(f"stat -c %s {dump}"))
+    # The last 5 % cut off: the table of contents still lists, the data does not read back.
+    host.check_output(f"head -c {size * 95 // 100} {dump} > /root/truncated.pgc")
+    assert host.run("pg_restore --list /root/truncated.pgc").rc == 0
+    _refused_restore(host, {"dagster_restore_database_dump": "/root/truncated.pgc", "dagster_restore_confirm": "dagster"},
+                     "is incomplete or damaged")
+
+
+def test_restore_refuses_the_home_archive_as_the_dump(host, backup):
+    _refused_restore(host, {"dagster_restore_database_dump": backup[1], "dagster_restore_confirm": "dagster"},
+                     "is not a custom-format PostgreSQL dump")
+
+
+def test_restore_refuses_without_confirmation(host, backup):
+    _refused_restore(host, {"dagster_restore_database_dump": backup[0]}, "dagster_restore_confirm")
+    _refused_restore(host, {"dagster_restore_database_dump": backup[0], "dagster_restore_confirm": "yes"},
+                     "dagster_restore_confirm")
+
+
+BLOCK_CREATE_TABLE = """
+CREATE FUNCTION public.test_block_create() RETURNS event_trigger LANGUAGE plpgsql
+  AS 'BEGIN RAISE EXCEPTION ''CREATE TABLE blocked by the test''; END';
+CREATE EVENT TRIGGER test_block_create ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+  EXECUTE FUNCTION public.test_block_create();
+"""
+
+
+def test_a_failed_restore_leaves_the_database_as_it_was(host, backup):
+    """The drop and the restore are one transaction: a restore that fails half-way
+    (here an event trigger refuses its CREATE TABLE) rolls the drop back too."""
+    oid, runs = _sentinel(host), _run_ids(host)
+    safeties = set(_listing(host, "safety-*.pgc"))
+    host.check_output(f"sudo -u postgres psql -d dagster -v ON_ERROR_STOP=1 <<'SQL'\n{BLOCK_CREATE_TABLE}\nSQL")
+    try:
+        rc, output, _ = ansible_playbook(
+            PROJECT / "playbooks/restore.yml",
+            {"dagster_restore_database_dump": backup[0], "dagster_restore_confirm": "dagster"},
+        )
+    finally:
+        psql(host, "DROP EVENT TRIGGER test_block_create")
+        psql(host, "DROP FUNCTION public.test_block_create()")
+    assert rc != 0, output[-4000:]
+    assert "CREATE TABLE blocked by the test" in output and "left as it was" in output, output[-4000:]
+    assert _sentinel_oid(host) == oid
+    assert runs <= _run_ids(host)
+    assert set(_listing(host, "safety-*.pgc")) - safeties, "no safety dump was taken"
+    assert _services_active(host)
+
+
 def test_restore_playbook_brings_back_the_backed_up_state(host, backup):
-    dump, archive, runs = backup
+    dump, archive, runs, shadow = backup
     after = launch_run(host, "example", "example_job")
     assert wait_for_run(host, after)[0] == "SUCCESS"
-    host.check_output("rm /var/lib/dagster/backup-marker")
+    host.check_output("rm /var/lib/dagster/storage/backup-marker")
+    _sentinel(host)
+    _plant(host)
+    started = time.time()
     rc, output, seconds = ansible_playbook(
         PROJECT / "playbooks/restore.yml",
-        {"dagster_restore_database_dump": dump, "dagster_restore_home_archive": archive},
+        {"dagster_restore_database_dump": dump, "dagster_restore_home_archive": archive,
+         "dagster_restore_confirm": "dagster"},
     )
     assert rc == 0, output[-4000:]
     print(f"restore.yml: {seconds:.0f} s")
@@ -198,17 +364,55 @@ def test_restore_playbook_brings_back_the_backed_up_state(host, backup):
     restored = _run_ids(host)
     assert _dumped_run_ids(host, dump) <= restored
     assert runs <= restored and after not in restored
-    assert host.file("/var/lib/dagster/backup-marker").content_string == "before-backup\n"
+    assert _sentinel_oid(host) == "gone"
+    # The safety dump taken just before holds the state the restore replaced.
+    safety = _newest(host, "safety-*-before-restore.pgc")
+    assert host.file(safety).mtime.timestamp() >= started - 1
+    assert after in _dumped_run_ids(host, safety)
+    marker = host.file("/var/lib/dagster/storage/backup-marker")
+    assert marker.content_string == "before-backup\n" and marker.user == "dagster"
+    assert host.file("/var/lib/dagster/storage/shadow-link").is_symlink
+    assert _shadow(host) == shadow
     assert _services_active(host)
     assert wait_for_run(host, launch_run(host, "example", "example_job"))[0] == "SUCCESS"
 
 
-def test_rollback_playbook_returns_to_the_previous_release(host):
+def test_rotation_keeps_the_newest_and_the_pre_upgrade_dump(host, backup):
+    """dagster_backup_keep is 1 here."""
+    pre_upgrade = _listing(host, f"dagster-*-before-{NEW}-*.pgc")
+    assert len(pre_upgrade) == 1, _listing(host, "*")
+    for _ in range(2):
+        rc, output, _ = ansible_playbook(PROJECT / "playbooks/backup.yml")
+        assert rc == 0, output[-4000:]
+    newest = _newest(host, "dagster-*-manual.pgc").rsplit("/", 1)[1]
+    assert sorted(_listing(host, "dagster-*.pgc")) == sorted([newest] + pre_upgrade)
+    assert len(_listing(host, "home-*.tar.gz")) == 1
+    assert len(_listing(host, "safety-*.pgc")) == 1
+    assert _shadow(host) == backup[3]
+
+
+def test_backup_timer_runs_the_same_backup(host, backup):
+    assert host.service("dagster-backup.timer").is_enabled
+    assert host.service("dagster-backup.timer").is_running
+    _plant(host)
+    before = set(_listing(host, "dagster-*-scheduled.pgc"))
+    result = host.run("systemctl start dagster-backup.service")
+    assert result.rc == 0, journal(host, "dagster-backup.service")
+    new = set(_listing(host, "dagster-*-scheduled.pgc")) - before
+    assert len(new) == 1, _listing(host, "*")
+    dump = f"{BACKUPS}/{new.pop()}"
+    assert (host.file(dump).user, host.file(dump).mode) == ("root", 0o600)
+    assert "TABLE public runs" in host.check_output(f"pg_restore --list {dump}")
+    assert host.run(f"pg_restore --file=/dev/null {dump}").rc == 0
+    assert _shadow(host) == backup[3]
+
+
+def test_rollback_playbook_returns_to_the_previous_release(host, backup):
     before_upgrade = _newest(host, f"dagster-*-before-{NEW}-from-dagster-{OLD}-*.pgc")
     kept = host.check_output(f"ls -d /opt/dagster/venvs/dagster-{OLD}-*")
     rc, output, seconds = ansible_playbook(
         PROJECT / "playbooks/rollback.yml",
-        {"dagster_version": OLD, "dagster_restore_database_dump": before_upgrade},
+        {"dagster_version": OLD, "dagster_restore_database_dump": before_upgrade, "dagster_restore_confirm": "dagster"},
     )
     assert rc == 0, output[-4000:]
     print(f"rollback.yml: {seconds:.0f} s")
@@ -220,3 +424,4 @@ def test_rollback_playbook_returns_to_the_previous_release(host):
     # The database is the one from before the upgrade: its run, and nothing after it.
     assert _run_ids(host) == {host.file("/root/run-before-upgrade").content_string.strip()}
     assert wait_for_run(host, launch_run(host, "example", "example_job"))[0] == "SUCCESS"
+    assert _shadow(host) == backup[3]
