@@ -173,6 +173,7 @@ case "$what" in
     step unit run_unit
     run_molecule "${SCENARIOS[@]}"
     ;;
+  soak) step soak scripts/soak.sh ;;
   *) echo "usage: scripts/test.sh [all|lint|unit|molecule [scenario ...]]" >&2; exit 2 ;;
 esac
 

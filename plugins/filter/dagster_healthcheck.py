@@ -13,11 +13,12 @@ short_description: The gRPC code servers a host's healthcheck checks
 description:
   - Given the explicit list C(dagster_healthcheck_code_servers) (maps of
     C(name) and C(port), optionally C(host)), validates and returns it.
-  - Given an empty list, returns the C(grpc) entries of
-    C(dagster_code_locations) whose C(host) is one of C(local_hosts) - the
-    code servers this host runs - as maps of C(name), C(host) and C(port).
-    Other keys of a location (such as those a code-location role reads) are
-    ignored.
+  - Given an empty list, returns the code servers the instance on this host
+    depends on, as maps of C(name), C(host) and C(port) - every C(grpc) entry
+    of C(dagster_code_locations) that the dagster_code_location role runs (it
+    has C(deploy_to)), at the address the instance reaches it at (from
+    C(addresses), as in workspace.yaml), and every other C(grpc) entry whose
+    C(host) is one of C(local_hosts). Other keys of a location are ignored.
   - The companion filter C(dagster_healthcheck_ping_url) validates a
     healthchecks.io-style ping URL (the UUID form C(https://hc-ping.com/UUID)
     or the slug form C(https://hc-ping.com/PING_KEY/SLUG), or a self-hosted
@@ -39,6 +40,13 @@ options:
     type: list
     elements: str
     default: []
+  addresses:
+    description:
+      - Map of code-location host to the address the instance reaches it at
+        (the C(dagster_code_location_addresses) filter); a C(deploy_to) host
+        missing from it is reached by its inventory name.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -46,12 +54,14 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: >-
       {{ [] | dagsterops.dagster.dagster_healthcheck_code_servers(
-             dagster_code_locations, ['localhost', '127.0.0.1', ansible_facts.hostname]) }}
+             dagster_code_locations, ['localhost', '127.0.0.1', ansible_facts.hostname],
+             {'code1': '10.0.0.21'}) }}
   vars:
     dagster_code_locations:
       - {name: etl, type: grpc, host: localhost, port: 4000}
       - {name: remote, type: grpc, host: code2.example.net, port: 4000}
-# -> [{name: etl, host: localhost, port: 4000}]
+      - {name: reports, type: grpc, port: 4001, deploy_to: code1, module: reports.definitions}
+# -> [{name: etl, host: localhost, port: 4000}, {name: reports, host: 10.0.0.21, port: 4001}]
 """
 
 RETURN = r"""
@@ -94,8 +104,8 @@ def _server(index, entry, field, default_host="127.0.0.1"):
     return {"name": name, "host": host, "port": port}
 
 
-def code_servers(explicit, locations=None, local_hosts=None):
-    """The explicit list when given, else the local gRPC locations."""
+def code_servers(explicit, locations=None, local_hosts=None, addresses=None):
+    """The explicit list when given, else the role-managed and the local gRPC servers."""
     if explicit is None:
         explicit = []
     if not isinstance(explicit, list):
@@ -107,14 +117,23 @@ def code_servers(explicit, locations=None, local_hosts=None):
             locations = []
         if not isinstance(locations, list):
             raise AnsibleFilterError(f"dagster_code_locations: must be a list, got {type(locations).__name__}")
+        if addresses is None:
+            addresses = {}
+        if not isinstance(addresses, dict):
+            raise AnsibleFilterError(f"addresses: must be a map of inventory host to address, got {type(addresses).__name__}")
         local = {str(h).lower() for h in (local_hosts or []) if h}
         servers = []
         for index, location in enumerate(locations):
             if not isinstance(location, dict) or location.get("type") != "grpc":
                 continue
-            if str(location.get("host", "")).lower() not in local:
-                continue
-            servers.append(_server(index, location, "dagster_code_locations"))
+            deploy_to = location.get("deploy_to")
+            if deploy_to:
+                # Run by the dagster_code_location role: checked where the instance reaches it.
+                address = addresses.get(deploy_to) or deploy_to
+                entry = {"name": location.get("name"), "port": location.get("port"), "host": address}
+                servers.append(_server(index, entry, "dagster_code_locations"))
+            elif str(location.get("host", "")).lower() in local:
+                servers.append(_server(index, location, "dagster_code_locations"))
     seen = {}
     for server in servers:
         endpoint = (server["host"], server["port"])

@@ -143,6 +143,57 @@ def wait_for_run(host, run_id, timeout=180, **kwargs):
         time.sleep(1)
 
 
+RUNS_WITH_STATUS = """
+query Runs($statuses: [RunStatus!]) {
+  runsOrError(filter: {statuses: $statuses}) { __typename ... on Runs { results { runId } } }
+}
+"""
+
+RELOAD_LOCATION = """
+mutation Reload($name: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $name) {
+    __typename
+    ... on WorkspaceLocationEntry { name loadStatus }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def run_ids_with_status(host, statuses, **kwargs):
+    """The ids of the runs whose status is one of `statuses` (e.g. ["STARTED"])."""
+    runs = graphql(host, RUNS_WITH_STATUS, {"statuses": list(statuses)}, **kwargs)["runsOrError"]
+    assert runs["__typename"] == "Runs", runs
+    return [run["runId"] for run in runs["results"]]
+
+
+def reload_location(host, name, **kwargs):
+    """Have the webserver reload a code location, as the UI's Reload button does; its entry's typename."""
+    return graphql(host, RELOAD_LOCATION, {"name": name}, **kwargs)["reloadRepositoryLocation"]["__typename"]
+
+
+def wait_for(predicate, timeout, step=1.0, message=""):
+    """Poll predicate() until it returns a true value, and return that value.
+
+    For a state a test waits to reach (a service started, a location loaded),
+    never for a check under test to pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {message() if callable(message) else message}")
+        time.sleep(step)
+
+
+def exposure_score(host, unit):
+    """The overall exposure level `systemd-analyze security UNIT` gives (0.0 safest, 10.0 most exposed)."""
+    last = host.check_output(f"systemd-analyze security {unit} | tail -1")
+    # "→ Overall exposure level for dagster-webserver.service: 1.9 OK 🙂"
+    return float(last.split(":", 1)[1].split()[0])
+
+
 def ansible_playbook(playbook, extra_vars=None, *args, env=None):
     """Run a playbook against the scenario's inventory, as molecule runs the converge.
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -64,6 +66,33 @@ def test_local_grpc_locations_by_default():
         {"name": "reports", "host": "dagster1.example.net", "port": 4001},
         {"name": "ml", "host": "127.0.0.1", "port": 4002},
     ]
+
+
+DEPLOYED = [
+    {"name": "etl", "type": "grpc", "port": 4000, "deploy_to": "code1", "module": "etl.definitions"},
+    {"name": "ml", "type": "grpc", "port": 4001, "deploy_to": "code2", "file": "defs.py"},
+    {"name": "local", "type": "grpc", "host": "localhost", "port": 4002},
+    {"name": "remote", "type": "grpc", "host": "code9.example.net", "port": 4003},
+]
+
+
+def test_role_managed_servers_by_default_at_the_instances_address():
+    """Every grpc location with deploy_to, wherever it runs, at the address workspace.yaml names."""
+    assert code_servers([], DEPLOYED, LOCAL, {"code1": "10.0.0.21"}) == [
+        {"name": "etl", "host": "10.0.0.21", "port": 4000},
+        # A host missing from the address map is reached by its inventory name.
+        {"name": "ml", "host": "code2", "port": 4001},
+        {"name": "local", "host": "localhost", "port": 4002},
+    ]
+
+
+def test_bad_addresses(filter_error, assert_field):
+    assert_field(filter_error(code_servers, [], DEPLOYED, LOCAL, ["10.0.0.21"]), "addresses")
+
+
+def test_bad_deployed_location_names_its_index(filter_error, assert_field):
+    locations = [{"name": "etl", "type": "grpc", "port": 0, "deploy_to": "code1"}]
+    assert_field(filter_error(code_servers, [], locations, LOCAL, {}), "dagster_code_locations[0].port")
 
 
 def test_host_names_compare_without_case():
@@ -221,34 +250,187 @@ def test_ping_to_nowhere_fails_quietly(capsys, monkeypatch):
     assert "5a1d8c3e" not in capsys.readouterr().out
 
 
-def test_whole_run_reports_each_failed_part(receiver, tmp_path, monkeypatch, capsys):
-    """Webserver down, daemon check failing, code server answering: one /fail naming two parts."""
-    base, handler = receiver
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, body in {"dagster-daemon": "echo 'Daemon(s) not running'; exit 1", "dagster": "echo SERVING"}.items():
-        tool = bin_dir / name
-        tool.write_text(f"#!/bin/sh\n{body}\n")
-        tool.chmod(0o755)
-    config = tmp_path / "healthcheck.json"
-    config.write_text(json.dumps({
-        "webserver_url": "http://127.0.0.1:9/server_info",
-        "dagster_bin": str(bin_dir),
-        "daemon_unit": "",
-        "code_servers": [{"name": "etl", "host": "127.0.0.1", "port": 4000}],
-        "timeout": 5,
-        "ping_timeout": 5,
-        "ping_retries": 0,
-    }))
+# --- the check script's judgements, on answers captured from a real webserver -------------------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "healthcheck"
+
+
+def _fixture(name):
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def _statuses(answer):
+    return answer["graphql"]["data"]["instance"]["daemonHealth"]["allDaemonStatuses"]
+
+
+def _newest_beat(answer):
+    return max(s["lastHeartbeatTime"] for s in _statuses(answer))
+
+
+def test_locations_all_loaded():
+    workspace = _fixture("healthy")["graphql"]["data"]["workspaceOrError"]
+    assert _script().judge_locations(workspace) == [("code locations", True, "3 loaded (hold, probe, example)")]
+
+
+def test_location_load_error_names_the_location_and_its_cause():
+    workspace = _fixture("location-error")["graphql"]["data"]["workspaceOrError"]
+    results = _script().judge_locations(workspace)
+    assert results[0] == ("code locations", True, "2 loaded (hold, example)")
+    name, ok, detail = results[1]
+    assert (name, ok) == ("location probe", False)
+    assert detail == ("failed to load: RuntimeError: the probe location is broken on purpose "
+                      "(dagster._core.errors.DagsterUserCodeLoadError: Error occurred during the loading of "
+                      "Dagster definitions in)")
+
+
+def test_locations_loading_count_as_up_and_workspace_errors_fail():
+    script = _script()
+    loading = {"__typename": "Workspace",
+               "locationEntries": [{"name": "etl", "loadStatus": "LOADING", "locationOrLoadError": None}]}
+    assert script.judge_locations(loading) == [("code locations", True, "0 loaded, 1 loading (etl)")]
+    broken = {"__typename": "PythonError", "message": "OperationalError: could not connect\nmore"}
+    assert script.judge_locations(broken) == [
+        ("code locations", False, "the workspace failed to load: OperationalError: could not connect")]
+    assert script.judge_locations(None)[0][1] is False
+
+
+def test_heartbeats_within_the_tolerance():
+    answer = _fixture("healthy")
+    ok, detail = _script().judge_heartbeats(_statuses(answer), _newest_beat(answer) + 5, 30, 120)
+    assert ok, detail
+    assert detail.startswith("heartbeats of 6 daemons, oldest ") and detail.endswith("(allowed 150 s)")
+
+
+def test_heartbeats_late_by_dagsters_rule():
+    """Late once older than the interval plus the tolerance, as Dagster's get_daemon_statuses counts."""
+    answer = _fixture("healthy")
+    statuses = _statuses(answer)
+    oldest = min(statuses, key=lambda s: s["lastHeartbeatTime"])
+    script = _script()
+    assert script.judge_heartbeats(statuses, oldest["lastHeartbeatTime"] + 150, 30, 120)[0]
+    ok, detail = script.judge_heartbeats(statuses, oldest["lastHeartbeatTime"] + 151, 30, 120)
+    assert not ok and f"{oldest['daemonType']}'s last heartbeat is 151 s old" in detail
+    assert detail.endswith("(allowed 150 s)")
+
+
+def test_heartbeats_missing_or_not_required():
+    script = _script()
+    ok, detail = script.judge_heartbeats(
+        [{"daemonType": "SENSOR", "required": True, "lastHeartbeatTime": None},
+         {"daemonType": "MONITORING", "required": False, "lastHeartbeatTime": None}], 1000.0, 30, 120)
+    assert not ok and detail == "SENSOR never sent a heartbeat (allowed 150 s)"
+    assert script.judge_heartbeats([], 1000.0, 30, 120) == (False, "the instance reports no required daemon")
+
+
+@pytest.mark.parametrize(
+    ("properties", "state", "ok", "fragment"),
+    [
+        ({"Id": "dagster-daemon.service", "ActiveState": "active", "MainPID": "42", "FreezerState": "running"}, "S",
+         True, "pid 42 running"),
+        ({"Id": "dagster-daemon.service", "ActiveState": "inactive", "MainPID": "0"}, "", False,
+         "dagster-daemon.service is inactive"),
+        ({"Id": "dagster-daemon.service", "ActiveState": "failed", "MainPID": "0"}, "", False, "is failed"),
+        ({"Id": "dagster-daemon.service", "ActiveState": "active", "MainPID": "42", "FreezerState": "frozen"}, "S",
+         False, "dagster-daemon.service is frozen (cgroup freezer)"),
+        ({"Id": "dagster-daemon.service", "ActiveState": "active", "MainPID": "42"}, "T", False,
+         "its main process 42 is stopped by a signal (state T)"),
+    ],
+)
+def test_daemon_process(properties, state, ok, fragment):
+    result, detail = _script().judge_process(properties, state)
+    assert result is ok and fragment in detail
+
+
+def test_process_state_of_this_process_and_of_none():
+    script = _script()
+    assert script.process_state(os.getpid()) in ("R", "S")
+    assert script.process_state(0) == ""
+
+
+class _Webserver(BaseHTTPRequestHandler):
+    """Answers /server_info and /graphql with what a real webserver answered (the fixtures)."""
+
+    answer: dict = {}
+
+    def do_GET(self):  # noqa: N802 - the http.server API
+        self._send(type(self).answer["server_info"])
+
+    def do_POST(self):  # noqa: N802 - the http.server API
+        query = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["query"]
+        assert query == _script().STATE_QUERY
+        self._send(type(self).answer["graphql"])
+
+    def _send(self, payload):
+        body = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture
+def webserver():
+    server = HTTPServer(("127.0.0.1", 0), _Webserver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", _Webserver
+    server.shutdown()
+
+
+def _run(tmp_path, monkeypatch, base, webserver_url, **config):
+    path = tmp_path / "healthcheck.json"
+    path.write_text(json.dumps({"webserver_url": webserver_url, "python": sys.executable, "daemon": None,
+                                "code_servers": [], "timeout": 5, "ping_timeout": 5, "ping_retries": 0, **config}))
     monkeypatch.setenv("DAGSTER_HEALTHCHECK_PING_URL", base)
-    assert _script().main(["dagster-healthcheck", str(config)]) == 1
-    paths = [path for path, _ in handler.requests]
-    assert paths == ["/ping/5a1d8c3e-secret/start", "/ping/5a1d8c3e-secret/fail"]
-    report = handler.requests[1][1]
-    assert "FAILED: webserver, daemon" in report
-    assert "FAIL daemon: dagster-daemon liveness-check exited 1: Daemon(s) not running" in report
-    assert "ok   code server etl: 127.0.0.1:4000 serving" in report
+    return _script().main(["dagster-healthcheck", str(path)])
+
+
+def test_webserver_only_host_passes_without_a_daemon(receiver, webserver, tmp_path, monkeypatch):
+    base, pings = receiver
+    url, handler = webserver
+    handler.answer = _fixture("healthy")
+    assert _run(tmp_path, monkeypatch, base, url) == 0
+    assert [path for path, _ in pings.requests] == ["/ping/5a1d8c3e-secret/start", "/ping/5a1d8c3e-secret/0"]
+    report = pings.requests[1][1]
+    assert "all 2 checks passed" in report
+    assert "--   daemon: not on this host (dagster_daemon_enabled is false)" in report
+
+
+def test_whole_run_reports_each_failed_part(receiver, webserver, tmp_path, monkeypatch, capsys):
+    """A location that failed to load and a code server that does not answer: one /fail naming both."""
+    base, pings = receiver
+    url, handler = webserver
+    handler.answer = _fixture("location-error")
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    code_servers_ = [{"name": "etl", "host": "127.0.0.1", "port": port}]
+    # A real gRPC health check (the test's Python has grpcio, as the instance's has) of a closed port.
+    assert _run(tmp_path, monkeypatch, base, url, code_servers=code_servers_) == 1
+    assert [path for path, _ in pings.requests] == ["/ping/5a1d8c3e-secret/start", "/ping/5a1d8c3e-secret/fail"]
+    report = pings.requests[1][1]
+    assert "FAILED: location probe, code server etl" in report
+    assert "FAIL location probe: failed to load: RuntimeError: the probe location is broken on purpose" in report
+    assert f"FAIL code server etl: 127.0.0.1:{port}: UNAVAILABLE" in report
     assert "5a1d8c3e" not in capsys.readouterr().out
+
+
+def test_webserver_down_fails_and_skips_what_it_serves(receiver, tmp_path, monkeypatch):
+    base, pings = receiver
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    assert _run(tmp_path, monkeypatch, base, url) == 1
+    report = pings.requests[1][1]
+    assert report.startswith(f"Dagster on {socket.gethostname()}: FAILED: webserver\n")
+    assert f"FAIL webserver: {url}/server_info: " in report
+    assert "--   code locations: not checked: the webserver does not answer" in report
 
 
 def test_missing_ping_url_is_an_error(tmp_path, monkeypatch):
