@@ -123,8 +123,17 @@ SYSTEM_DIRS = {
     "/var/lib/ucf", "/var/lib/polkit-1", "/var/log/journal", "/var/log/postgresql", "/var/cache/apt",
     "/var/spool/cron", "/var/backups/postgresql",
 }
-# Whole trees that are virtual, volatile or writable by every user.
-SYSTEM_TREES = ("/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/var/run", "/var/lock")
+# Whole trees, and why a directory of the roles cannot be in them.
+SYSTEM_TREES = {
+    "/proc": "a virtual file system",
+    "/sys": "a virtual file system",
+    "/dev": "a virtual file system",
+    "/run": "emptied at every boot",
+    "/var/run": "emptied at every boot",
+    "/var/lock": "emptied at every boot",
+    "/tmp": "writable by every user",
+    "/var/tmp": "writable by every user",
+}
 
 _ACCOUNT_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}\Z")
 # Accounts and groups of Debian's base system and of the services a Dagster host runs.
@@ -185,9 +194,9 @@ def _system_directory(path):
         return "is a top-level system directory"
     if path in SYSTEM_DIRS:
         return "is a system directory"
-    for tree in SYSTEM_TREES:
+    for tree, why in SYSTEM_TREES.items():
         if path == tree or path.startswith(tree + "/"):
-            return f"is in {tree}, which is virtual, volatile or writable by every user"
+            return f"is in {tree}, which is {why}"
     return None
 
 

@@ -214,8 +214,8 @@ def _validate_source(index, name, source):
                 index,
                 name,
                 "source.git",
-                f"{url!r} must be a repository URL (https://, ssh://, git://, file:///, an absolute path or user@host:path); "
-                "a value starting with '-' would be read as an option of git",
+                f"{url!r} must be a repository URL (https://, ssh://, git://, file:///, an absolute path or "
+                "user@host:path); an option of git (starting with '-') or a command transport (ext::) is refused",
             )
         version = source.get("version", "HEAD")
         if not _GIT_VERSION_RE.match(version) or ".." in version:

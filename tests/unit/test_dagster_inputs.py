@@ -87,7 +87,7 @@ def test_the_role_defaults_are_dedicated_and_disjoint():
         ("dagster_home", "/var/lib/postgresql", "system directory"),
         ("dagster_backup_dir", "/tmp/backups", "writable by every user"),
         ("dagster_backup_dir", "/var/tmp/dagster", "writable by every user"),
-        ("dagster_home", "/run/dagster", "volatile"),
+        ("dagster_home", "/run/dagster", "emptied at every boot"),
         ("dagster_home", "/proc/self", "virtual"),
         ("dagster_home", "/opt/dagster/../../etc", "'..'"),
         ("dagster_home", "/var/lib/dagster/", "trailing"),
