@@ -40,8 +40,17 @@ class ActionModule(ActionBase):
         entries = []
         for index, entry in enumerate(files):
             entries.extend(self._resolve(index, entry, task_vars))
+        # A secret entry's content travels in secret_contents, which the module's
+        # argument spec marks no_log: Ansible keeps it out of the host's journal,
+        # where a module logs the arguments it was invoked with.
+        secret_contents = []
+        for entry in entries:
+            if entry.get("secret") and "content" in entry:
+                entry["secret_index"] = len(secret_contents)
+                secret_contents.append(entry.pop("content"))
         module_result = self._execute_module(
-            module_name="dagsterops.dagster.files", module_args={"files": entries}, task_vars=task_vars)
+            module_name="dagsterops.dagster.files",
+            module_args={"files": entries, "secret_contents": secret_contents}, task_vars=task_vars)
         # The module shows its arguments without the contents, which may hold secrets.
         result.update(module_result)
         return result

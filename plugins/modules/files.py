@@ -20,6 +20,12 @@ description:
   - A file is written to a private temporary file in its directory, checked by
     its O(files[].validate) command if it has one, given its owner, group and
     mode, and only then moved over the old one.
+  - Nothing is written through a path that another user could change. Every
+    directory from C(/) to an entry's parent must belong to root and be
+    writable by nobody else (a sticky directory such as C(/tmp) may lie on the
+    way, not be the parent); otherwise the module fails before any change.
+    Existing entries are opened without following a symbolic link, and their
+    owner and mode are set on the open file.
   - Supports check mode and diff mode. A O(files[].secret) entry shows no
     content in the diff.
 version_added: 1.0.0
@@ -63,6 +69,18 @@ options:
         description: Leave the content out of the diff.
         type: bool
         default: false
+      secret_index:
+        description:
+          - The content is O(secret_contents[secret_index]) instead of O(files[].content). The action plugin
+            moves the content of every O(files[].secret) entry there.
+        type: int
+  secret_contents:
+    description:
+      - Contents of secret entries. Marked C(no_log), so that Ansible leaves them out of the
+        invocation it logs on the host and out of the result.
+    type: list
+    elements: str
+    default: []
 author:
   - dagsterops.dagster contributors
 """
@@ -107,6 +125,7 @@ ENTRY = dict(
     mode=dict(type="str", required=True),
     validate=dict(type="str"),
     secret=dict(type="bool", default=False),
+    secret_index=dict(type="int"),
 )
 
 
@@ -157,10 +176,59 @@ def attributes_differ(current: os.stat_result, uid: int, gid: int, mode: int) ->
 
 def read_current(path: str) -> bytes | None:
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
+    with os.fdopen(handle, "rb") as current:
+        return current.read()
+
+
+def unsafe_directory(path: str) -> str | None:
+    """Why a root write in directory `path` could be redirected by another user, or None.
+
+    Each directory from / down to `path` (symbolic links resolved) must belong
+    to root and be writable by no one else. An ancestor may be sticky and
+    world-writable (/tmp): the next component, which belongs to root, cannot be
+    renamed or replaced there by anyone else.
+    """
+    real = os.path.realpath(path)
+    parts = [part for part in real.split("/") if part]
+    current = "/"
+    for index in range(len(parts) + 1):
+        if index:
+            current = os.path.join(current, parts[index - 1])
+        try:
+            info = os.lstat(current)
+        except FileNotFoundError:
+            return None  # created by an earlier entry, checked then
+        if info.st_uid != 0:
+            return f"{current} belongs to {owner_name(info.st_uid)}, not root"
+        sticky_on_the_way = info.st_mode & stat.S_ISVTX and index < len(parts)
+        if info.st_mode & stat.S_IWGRP and info.st_gid != 0 and not sticky_on_the_way:
+            return f"{current} is writable by the group {group_name(info.st_gid)}"
+        if info.st_mode & stat.S_IWOTH and not sticky_on_the_way:
+            return f"{current} is writable by every user"
+    return None
+
+
+def require_safe_parent(module: AnsibleModule, entry: dict) -> None:
+    if os.geteuid() != 0:
+        return  # only root's writes can be turned against the system
+    parent = os.path.dirname(entry["dest"].rstrip("/")) or "/"
+    reason = unsafe_directory(parent)
+    if reason is not None:
+        fail(module, f"{entry['dest']}: refusing to write as root through a directory another user can change: {reason}")
+
+
+def set_attributes(path: str, uid: int, gid: int, mode: int, directory: bool) -> None:
+    """Owner, group and mode of `path` itself, set on the open file: a symbolic link is never followed."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | (os.O_DIRECTORY if directory else 0)
+    handle = os.open(path, flags)
+    try:
+        os.fchown(handle, uid, gid)
+        os.fchmod(handle, mode)
+    finally:
+        os.close(handle)
 
 
 def validate(module: AnsibleModule, entry: dict, path: str) -> None:
@@ -181,10 +249,11 @@ def write_file(module: AnsibleModule, entry: dict, content: bytes, uid: int, gid
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(content)
-        if entry.get("validate"):
-            validate(module, entry, temporary)
-        os.chown(temporary, uid, gid)
-        os.chmod(temporary, mode)
+            out.flush()
+            if entry.get("validate"):
+                validate(module, entry, temporary)
+            os.fchown(out.fileno(), uid, gid)
+            os.fchmod(out.fileno(), mode)
         os.replace(temporary, entry["dest"])
     finally:
         if os.path.exists(temporary):
@@ -198,9 +267,9 @@ def put_directory(module: AnsibleModule, entry: dict, uid: int, gid: int, mode: 
         fail(module, f"{path}: exists and is not a directory")
     if current is None:
         if not module.check_mode:
-            os.makedirs(path, exist_ok=True)
-            os.chown(path, uid, gid)
-            os.chmod(path, mode)
+            os.makedirs(os.path.dirname(path.rstrip("/")) or "/", exist_ok=True)
+            os.mkdir(path, 0o700)
+            set_attributes(path, uid, gid, mode, directory=True)
         return {"before": {"path": path, "state": "absent"}, "after": {"path": path, "state": "directory"}}
     return correct_attributes(module, entry, current, uid, gid, mode)
 
@@ -219,8 +288,7 @@ def correct_attributes(module: AnsibleModule, entry: dict, current: os.stat_resu
         return None
     path = entry["dest"]
     if not module.check_mode:
-        os.chown(path, uid, gid)
-        os.chmod(path, mode)
+        set_attributes(path, uid, gid, mode, directory=stat.S_ISDIR(current.st_mode))
     return {"before": {"path": path, **describe(current)}, "after": {"path": path, **entry_attributes(entry)}}
 
 
@@ -282,15 +350,22 @@ def put_file(module: AnsibleModule, entry: dict, uid: int, gid: int, mode: int) 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(files=dict(type="list", elements="dict", required=True, options=ENTRY)),
+        argument_spec=dict(files=dict(type="list", elements="dict", required=True, options=ENTRY),
+                           secret_contents=dict(type="list", elements="str", default=[], no_log=True)),
         supports_check_mode=True,
     )
     changed_paths, diffs = [], []
+    secrets = module.params["secret_contents"]
     for entry in module.params["files"]:
+        if entry.get("secret_index") is not None:
+            if not entry["secret"] or not 0 <= entry["secret_index"] < len(secrets):
+                fail(module, f"{entry['dest']}: secret_index must name one of secret_contents of a secret entry")
+            entry["content"] = secrets[entry["secret_index"]]
         if not os.path.isabs(entry["dest"]):
             fail(module, f"dest must be an absolute path, got {entry['dest']!r}")
         uid, gid = ids(module, entry)
         mode = parse_mode(module, entry)
+        require_safe_parent(module, entry)
         put = put_directory if entry["state"] == "directory" else put_file
         diff = put(module, entry, uid, gid, mode)
         if diff is not None:

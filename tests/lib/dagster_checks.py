@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -107,10 +108,10 @@ def locations(host, **kwargs):
     return {entry["name"]: entry for entry in data["locationEntries"]}
 
 
-def launch_run(host, location, job, repository="__repository__", tags=None, **kwargs):
+def launch_run(host, location, job, repository="__repository__", tags=None, run_config=None, **kwargs):
     params = {
         "selector": {"repositoryLocationName": location, "repositoryName": repository, "jobName": job},
-        "runConfigData": {},
+        "runConfigData": run_config or {},
         "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
     }
     result = graphql(host, LAUNCH_RUN, {"params": params}, **kwargs)["launchRun"]
@@ -190,3 +191,70 @@ def materialized_text(db, run_id, label="hostname"):
     for event in events:
         walk(json.loads(event))
     return found
+
+
+def wait_until_started(host, run_id, timeout=60, **kwargs):
+    """Poll until the run is STARTED (its worker is running)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = run_status(host, run_id, **kwargs)["status"]
+        if status == "STARTED":
+            return
+        assert status not in FINISHED and time.monotonic() < deadline, (
+            f"run {run_id} is {status}, not STARTED\n{journal(host, 'dagster-daemon')}")
+        time.sleep(1)
+
+
+def pause_config(seconds):
+    """Run config of the example's pause_job."""
+    return {"ops": {"pause": {"config": {"seconds": seconds}}}}
+
+
+def pause_job_worker_pids(db, run_id):
+    """The worker process ids that the example's pause_job logged when it started and when it finished."""
+    messages = psql(db, f"SELECT event FROM event_logs WHERE run_id='{run_id}' AND event LIKE '%pause_job worker pid%'")
+    logged = {"started": [], "finished": []}
+    for pid, moment in re.findall(r"pause_job worker pid (\d+) (started|finished)", messages):
+        logged[moment].append(pid)
+    return logged
+
+
+_ARGV_SAMPLER = r"""
+import os, sys, time
+seen = set()
+with open(sys.argv[1], "a") as out:
+    while True:
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        argv = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                except OSError:
+                    continue
+                if argv and argv not in seen:
+                    seen.add(argv)
+                    out.write(argv + "\n")
+                    out.flush()
+        time.sleep(0.1)
+"""
+ARGV_SAMPLES = "/root/argv-samples.txt"
+
+
+def start_argv_sampler(host):
+    """Record every distinct command line on the host, sampled every 0.1 s, until stop_argv_sampler."""
+    code = base64.b64encode(_ARGV_SAMPLER.encode()).decode()
+    host.run("systemctl stop dagsterops-argv-sampler.service")
+    host.check_output(f"rm -f {ARGV_SAMPLES}")
+    host.check_output(
+        "systemd-run --collect --unit=dagsterops-argv-sampler /usr/bin/python3 -c "
+        f"\"import base64; exec(base64.b64decode('{code}'))\" {ARGV_SAMPLES}")
+    deadline = time.monotonic() + 10
+    while host.run(f"test -s {ARGV_SAMPLES}").rc != 0:
+        assert time.monotonic() < deadline, "the command-line sampler did not start"
+        time.sleep(0.2)
+
+
+def stop_argv_sampler(host):
+    """The command lines recorded since start_argv_sampler."""
+    host.check_output("systemctl stop dagsterops-argv-sampler.service")
+    return host.check_output(f"cat {ARGV_SAMPLES}")

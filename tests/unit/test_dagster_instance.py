@@ -29,7 +29,7 @@ DEFAULT_SETTINGS = {
     "docker": {},
     "run_retries": {"max_retries": 0, "retry_on_asset_or_op_failure": True},
     "run_monitoring": {
-        "enabled": False,
+        "enabled": True,
         "poll_interval": 120,
         "start_timeout": 180,
         "cancel_timeout": 180,
@@ -117,7 +117,7 @@ def test_defaults_give_the_expected_instance():
         "run_launcher": {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"},
         "run_retries": {"enabled": False, "max_retries": 0, "retry_on_asset_or_op_failure": True},
         "run_monitoring": {
-            "enabled": False,
+            "enabled": True,
             "poll_interval_seconds": 120,
             "start_timeout_seconds": 180,
             "cancel_timeout_seconds": 180,

@@ -145,3 +145,75 @@ def test_a_file_entry_needs_content(tmp_path):
     result = run(tmp_path, [entry(tmp_path / "app.yaml")])
     assert result.get("failed") is True
     assert "needs content" in result["msg"]
+
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="only root's writes are guarded")
+
+
+@root_only
+@pytest.mark.parametrize("how", ["owned by another user", "writable by its group", "writable by everyone"])
+def test_refuses_to_write_through_a_directory_another_user_controls(tmp_path, how):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    if how == "owned by another user":
+        os.chown(shared, pwd.getpwnam("nobody").pw_uid, 0)
+    elif how == "writable by its group":
+        os.chown(shared, 0, grp.getgrnam("nogroup").gr_gid)
+        os.chmod(shared, 0o775)
+    else:
+        os.chmod(shared, 0o777)
+    target = tmp_path / "target"
+    target.write_text("root's\n")
+    # A link planted by the other user where the file is to be written.
+    os.symlink(target, shared / "app.yaml")
+    result = run(tmp_path, [entry(shared / "app.yaml", content="planted\n", owner="root", group="root")])
+    assert result["failed"] is True
+    assert "refusing to write as root through a directory another user can change" in result["msg"]
+    assert str(shared) in result["msg"]
+    assert target.read_text() == "root's\n"
+    assert (shared / "app.yaml").is_symlink()
+
+
+@root_only
+def test_a_directory_of_another_user_is_created_but_nothing_is_written_in_it(tmp_path):
+    own = tmp_path / "storage"
+    created = run(tmp_path, [entry(own, state="directory", owner="nobody", group="nogroup", mode="0750")])
+    assert created["changed"] is True
+    assert (own.stat().st_uid, stat.S_IMODE(own.stat().st_mode)) == (pwd.getpwnam("nobody").pw_uid, 0o750)
+    inside = run(tmp_path, [entry(own / "file", content="x\n", owner="root", group="root")])
+    assert inside["failed"] is True and not (own / "file").exists()
+
+
+@root_only
+def test_owner_and_mode_are_set_on_the_entry_not_on_a_link_target(tmp_path):
+    target = tmp_path / "target"
+    target.write_text("x\n")
+    os.chmod(target, 0o600)
+    link = tmp_path / "link"
+    os.symlink(target, link)
+    # An existing link where a file is wanted is refused, and its target keeps its mode.
+    result = run(tmp_path, [entry(link, content="x\n", mode="0644")])
+    assert result["failed"] is True
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def run_with_secrets(tmp_path: Path, files: list[dict], secrets: list[str]) -> dict:
+    args = {"files": files, "secret_contents": secrets, "_ansible_check_mode": False, "_ansible_diff": True}
+    args_file = tmp_path.parent / f"{tmp_path.name}-args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    done = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, check=False)
+    assert done.stdout, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_secret_travels_in_the_no_log_argument(tmp_path):
+    path = tmp_path / "app.env"
+    result = run_with_secrets(tmp_path, [entry(path, secret=True, secret_index=0)], ["PASSWORD=hunter2\n"])
+    assert result["changed"] is True
+    assert path.read_text() == "PASSWORD=hunter2\n"
+    assert "hunter2" not in json.dumps(result)
+
+
+def test_a_secret_index_that_names_nothing_is_refused(tmp_path):
+    result = run_with_secrets(tmp_path, [entry(tmp_path / "app.env", secret=True, secret_index=1)], ["x\n"])
+    assert result["failed"] is True and "secret_index" in result["msg"]

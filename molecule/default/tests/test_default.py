@@ -32,7 +32,7 @@ def test_server_info_reports_pinned_version(host):
 
 def test_files_and_modes(host):
     home = host.file("/var/lib/dagster")
-    assert home.is_directory and home.mode == 0o750 and home.user == "dagster"
+    assert home.is_directory and home.mode == 0o750 and home.user == "root" and home.group == "dagster"
     for name in ("dagster.yaml", "workspace.yaml"):
         f = host.file(f"/var/lib/dagster/{name}")
         assert f.mode == 0o640 and f.user == "root" and f.group == "dagster", name

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,11 @@ def ui_url(host):
         f"systemd-run --collect --unit={RELAY_UNIT} -p DynamicUser=yes /usr/bin/python3 -c "
         f"\"import base64; exec(base64.b64decode('{code}'))\" {address} {RELAY_PORT}"
     )
+    # systemd-run returns once the relay's process is forked: wait until it listens.
+    deadline = time.monotonic() + 30
+    while not host.socket(f"tcp://{address}:{RELAY_PORT}").is_listening:
+        assert time.monotonic() < deadline, journal(host, RELAY_UNIT)
+        time.sleep(0.5)
     yield f"http://{address}:{RELAY_PORT}"
     host.run(f"systemctl stop {RELAY_UNIT}")
 

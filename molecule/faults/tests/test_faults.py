@@ -1,6 +1,6 @@
 """Faults on a converged all-in-one host: bad inputs refused before any change,
-killed processes, a restarted database, a stopped daemon under queued runs, a
-crash loop and a restart of the whole machine. Tests run in file order and
+killed processes, the database away for two minutes and at start, a stopped
+daemon under queued runs, a crash loop and a restart of the whole machine. Tests run in file order and
 each leaves the deployment healthy for the next."""
 
 from __future__ import annotations
@@ -253,32 +253,72 @@ def test_killed_main_process_comes_back_within_the_limit(host, unit):
     assert seconds <= RECOVERY_LIMIT_UNDER_LOAD, f"{unit} took {seconds:.1f} s"
 
 
-# --- the database restarted -----------------------------------------------------------------------
+# --- the database away ----------------------------------------------------------------------------
+
+OUTAGE = 120  # seconds PostgreSQL stays stopped
 
 
-def test_a_restarted_database_is_recovered_from_without_help(host):
-    host.check_output("systemctl restart postgresql.service")
-    for unit in ("dagster-webserver.service", "dagster-daemon.service"):
-        assert wait_for(lambda u=unit: host.service(u).is_running, 30), journal(host, unit)
-    # The webserver keeps one pooled connection per storage (runs, events,
-    # schedules) and does not ping them: the first request to use each dead one
-    # fails and drops it. At most three launches fail; then runs work again.
-    failed = []
-    run_id = None
-    while run_id is None and len(failed) <= 3:
+def _recovered(host, since):
+    """Seconds from `since` until each server answers again and the daemon beats, measured from now on."""
+    found = {}
+    deadline = time.monotonic() + 180
+    while len(found) < 3 and time.monotonic() < deadline:
+        for key, check in (
+            ("webserver", lambda: answering(host, "dagster-webserver.service")),
+            ("code server", lambda: answering(host, UNITS[2]) and location_loaded(host)),
+            ("daemon", lambda: daemon_heartbeats_since(host, time.time() - 20)),
+        ):
+            if key not in found and check():
+                found[key] = time.monotonic() - since
+        time.sleep(0.5)
+    return found
+
+
+def _never_gave_up(host):
+    states = {unit: host.check_output(f"systemctl show -p ActiveState --value {unit}") for unit in UNITS}
+    return [unit for unit, state in states.items() if state == "failed"]
+
+
+def test_the_database_away_for_two_minutes_is_recovered_from_without_help(host):
+    host.check_output("systemctl stop postgresql.service")
+    try:
+        time.sleep(OUTAGE)
+        assert not _never_gave_up(host), _never_gave_up(host)
+    finally:
+        host.check_output("systemctl start postgresql.service")
+    back = time.monotonic()
+    recovered = _recovered(host, back)
+    print("after PostgreSQL was away for %d s: %s" % (
+        OUTAGE, ", ".join(f"{key} back in {seconds:.1f} s" for key, seconds in recovered.items())))
+    assert set(recovered) == {"webserver", "code server", "daemon"}, (recovered, journal(host, "dagster-daemon"))
+    # The next five launches are all taken, and all succeed.
+    refused = []
+    runs = []
+    for _ in range(5):
         try:
-            run_id = launch_run(host, LOCATION, "example_job")
+            runs.append(launch_run(host, LOCATION, "example_job"))
         except AssertionError as error:
-            failed.append(str(error).splitlines()[0])
-            time.sleep(1)
-    print(f"launches refused after the database restart before one was taken: {len(failed)}")
-    assert run_id, failed
-    status, seconds, seen = wait_for_run(host, run_id)
-    assert status == "SUCCESS", seen
-    print(f"run after the database restart: SUCCESS in {seconds:.1f} s")
-    # And the next one is taken at once.
+            refused.append(str(error).splitlines()[0])
+    print(f"launches refused after the database came back: {len(refused)} of 5")
+    assert not refused, refused
+    for run_id in runs:
+        assert wait_for_run(host, run_id)[0] == "SUCCESS"
+
+
+def test_a_database_unreachable_at_start_is_waited_for(host):
+    """The servers start while PostgreSQL is down, as at a boot where it is not up yet, and come up once it is."""
+    host.check_output("systemctl stop postgresql.service")
+    try:
+        host.check_output("systemctl restart dagster-webserver.service dagster-daemon.service")
+        time.sleep(30)
+        assert not _never_gave_up(host), _never_gave_up(host)
+    finally:
+        host.check_output("systemctl start postgresql.service")
+    recovered = _recovered(host, time.monotonic())
+    print("servers started without the database: " + ", ".join(
+        f"{key} up {seconds:.1f} s after it came" for key, seconds in recovered.items()))
+    assert set(recovered) == {"webserver", "code server", "daemon"}, recovered
     run_succeeds(host)
-    assert wait_for(lambda: daemon_heartbeats_since(host, time.time() - 60), 60)
 
 
 # --- the daemon stopped under queued runs ----------------------------------------------------------
@@ -307,33 +347,26 @@ def test_queued_runs_wait_for_the_daemon_and_start_when_it_is_back(host):
 CRASH = "/run/systemd/system/dagster-webserver.service.d/crash.conf"
 
 
-def test_a_crash_loop_is_bounded_and_visible(host):
+def test_a_crash_loop_keeps_trying_and_heals_when_the_cause_goes(host):
     unit = "dagster-webserver.service"
-    limits = host.check_output(f"systemctl show -p StartLimitBurst -p StartLimitIntervalUSec {unit}")
-    assert "StartLimitBurst=5" in limits and "StartLimitIntervalUSec=5min" in limits, limits
-    since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    policy = host.check_output(f"systemctl show -p Restart -p RestartUSec -p StartLimitIntervalUSec {unit}")
+    assert set(policy.split()) == {"Restart=always", "RestartUSec=2s", "StartLimitIntervalUSec=0"}, policy
     host.check_output(
         f"mkdir -p {Path(CRASH).parent} && printf '[Service]\\nExecStart=\\nExecStart=/bin/false\\n' > {CRASH} "
         f"&& systemctl daemon-reload && systemctl restart {unit} || true"
     )
     try:
-        gave_up = wait_for(
-            lambda: host.check_output(f"systemctl show -p ActiveState --value {unit}") == "failed", 120, step=2
-        )
-        time.sleep(10)
-        restarts = host.check_output(f"systemctl show -p NRestarts --value {unit}")
+        time.sleep(30)
+        restarts = int(host.check_output(f"systemctl show -p NRestarts --value {unit}"))
         state = host.check_output(f"systemctl show -p ActiveState --value {unit}")
-        log = host.check_output(f"journalctl -u {unit} --since '{since}' --no-pager")
-        print(f"crash loop: {restarts} restarts, then {state}: 'Start request repeated too quickly'")
-        assert gave_up and state == "failed", state
-        # Five tries, then systemd stops and says why, in the journal the healthcheck and an operator read.
-        assert restarts == "5", restarts
-        assert "Start request repeated too quickly" in log, log[-2000:]
+        print(f"crash loop: {restarts} restarts in 30 s, {state}")
+        # Still trying (no start limit), and the journal says why it fails.
+        assert restarts >= 5 and state != "failed", (restarts, state)
+        assert "status=1/FAILURE" in host.check_output(f"journalctl -u {unit} -n 50 --no-pager")
     finally:
-        host.check_output(
-            f"rm -f {CRASH} && systemctl daemon-reload && systemctl reset-failed {unit} && systemctl start {unit}"
-        )
-    assert wait_for(lambda: answering(host, unit), 60)
+        # Only the cause goes: no reset-failed, no start. The unit heals on its own.
+        host.check_output(f"rm -f {CRASH} && systemctl daemon-reload")
+    assert wait_for(lambda: answering(host, unit), 60), journal(host, unit)
 
 
 # --- the machine restarted -------------------------------------------------------------------------

@@ -4,6 +4,7 @@ network 10.213.47.0/24 (the Docker host is its gateway, .1)."""
 
 from __future__ import annotations
 
+import base64
 import re
 import socket
 import ssl
@@ -13,14 +14,28 @@ import time
 import pytest
 import testinfra
 from dagster_checks import PROJECT as ROOT
-from dagster_checks import ansible_playbook, graphql, journal, launch_run, locations, materialized_text, psql, wait_for_run
+from dagster_checks import (
+    ansible_playbook,
+    graphql,
+    journal,
+    launch_run,
+    locations,
+    materialized_text,
+    pause_config,
+    pause_job_worker_pids,
+    psql,
+    start_argv_sampler,
+    stop_argv_sampler,
+    wait_for_run,
+    wait_until_started,
+)
 
 DB, INSTANCE, CODE = "dagster-mh-db", "dagster-mh-instance", "dagster-mh-code"
-DB_ADDRESS, INSTANCE_ADDRESS, CODE_ADDRESS, DOCKER_HOST_ADDRESS = (
+DB_ADDRESS, INSTANCE_ADDRESS, CODE_ADDRESS, OUTSIDER_ADDRESS = (
     "10.213.47.10",
     "10.213.47.11",
     "10.213.47.12",
-    "10.213.47.1",
+    "10.213.47.13",
 )
 PASSWORD_FILE = "/etc/dagster-postgresql/dagster.password"
 LOCATIONS = {"example": 4000, "second": 4001, "third": 4002}
@@ -267,9 +282,78 @@ def _startup_over_tls(address, port=5432):
 
 
 def test_postgresql_refuses_the_docker_host(db):
-    reply = _startup_over_tls(DB_ADDRESS)
-    assert reply[:1] == b"E", reply
-    assert f'no pg_hba.conf entry for host "{DOCKER_HOST_ADDRESS}"'.encode() in reply, reply
+    # The firewall of the database host answers with a TCP reset: the server is never reached.
+    with pytest.raises(ConnectionRefusedError):
+        _startup_over_tls(DB_ADDRESS)
+
+
+# --- the network: only the hosts that need a port reach it ----------------------------------------
+
+
+OUTSIDER = "dagster-mh-outsider"
+_CONNECT_TCP = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()
+    print("connected")
+except ConnectionRefusedError:
+    print("refused")
+except OSError as error:
+    print(f"no answer: {error}")
+"""
+
+
+def _tcp(host, address, port, timeout=5):
+    script = base64.b64encode(_CONNECT_TCP.encode()).decode()
+    return host.check_output(
+        f"python3 -c \"import base64;exec(base64.b64decode('{script}'))\" {address} {port} {timeout}")
+
+
+@pytest.fixture(scope="module")
+def outsider():
+    return testinfra.get_host(f"docker://{OUTSIDER}")
+
+
+@pytest.mark.parametrize(("address", "port"), [(DB_ADDRESS, 5432)] + [(CODE_ADDRESS, p) for p in LOCATIONS.values()])
+def test_a_neighbour_on_the_network_is_refused(outsider, address, port):
+    assert _tcp(outsider, address, port) == "refused"
+
+
+@pytest.mark.parametrize(("which", "address", "port"), [(INSTANCE, DB_ADDRESS, 5432), (CODE, DB_ADDRESS, 5432)]
+                         + [(INSTANCE, CODE_ADDRESS, p) for p in LOCATIONS.values()])
+def test_the_dagster_hosts_still_connect(which, address, port):
+    assert _tcp(testinfra.get_host(f"docker://{which}"), address, port) == "connected"
+
+
+@pytest.mark.parametrize(("which", "table", "clients"), [
+    (DB, "dagsterops_postgresql", "ip saddr { 10.213.47.11-10.213.47.12 } accept"),
+    (CODE, "dagsterops_code_locations", f"ip saddr {INSTANCE_ADDRESS} accept"),
+])
+def test_the_firewall_table_is_loaded_at_boot(which, table, clients):
+    host = testinfra.get_host(f"docker://{which}")
+    unit = "dagster-firewall-" + table.removeprefix("dagsterops_")
+    service = host.service(f"{unit}.service")
+    assert service.is_enabled and service.is_running
+    # As nft prints it: neighbouring addresses merged into a range.
+    ruleset = host.check_output(f"nft list table inet {table}")
+    assert clients in ruleset, ruleset
+    assert "reject with tcp reset" in ruleset, ruleset
+
+
+def test_postgresql_filters_addresses_on_its_own(db, outsider):
+    """Without the nftables table, PostgreSQL's unit still turns the neighbour away (its packets are dropped)."""
+    cluster = db.check_output("systemctl list-units --plain --no-legend 'postgresql@*' | cut -d' ' -f1")
+    allowed = db.check_output(f"systemctl show -p IPAddressAllow --value {cluster}")
+    assert INSTANCE_ADDRESS in allowed and CODE_ADDRESS in allowed and OUTSIDER_ADDRESS not in allowed, allowed
+    assert set(db.check_output(f"systemctl show -p IPAddressDeny --value {cluster}").split()) == {"0.0.0.0/0", "::/0"}
+    db.check_output("systemctl stop dagster-firewall-postgresql.service")
+    try:
+        assert db.run("nft list table inet dagsterops_postgresql").rc != 0
+        assert _tcp(outsider, DB_ADDRESS, 5432, timeout=3).startswith("no answer")
+        assert _tcp(testinfra.get_host(f"docker://{INSTANCE}"), DB_ADDRESS, 5432) == "connected"
+    finally:
+        db.check_output("systemctl start dagster-firewall-postgresql.service")
+    assert _tcp(outsider, DB_ADDRESS, 5432) == "refused"
 
 
 # --- runs ---------------------------------------------------------------------------------------
@@ -359,7 +443,23 @@ def test_password_only_in_its_protected_files(which, password):
     assert not [p for p in in_cmdlines if p.endswith("/cmdline")], in_cmdlines
 
 
-def test_a_change_restarts_only_its_location_and_no_password_is_logged(instance, code, password):
+def test_a_run_that_leaves_out_the_database_host_keeps_the_password(instance, code, password):
+    # Before the test below, which converges with other values: this one starts from the scenario's converge.
+    files = {INSTANCE: "/etc/dagster/dagster.env", CODE: "/etc/dagster/code-locations/example.env"}
+    before = {which: testinfra.get_host(f"docker://{which}").file(path).sha256sum for which, path in files.items()}
+    rc, output, _ = ansible_playbook(ROOT / "playbooks/site.yml", None, "--limit", f"{INSTANCE},{CODE}")
+    assert rc == 0, output[-4000:]
+    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)
+    assert dict(recap) == {INSTANCE: "0", CODE: "0"}, recap
+    after = {which: testinfra.get_host(f"docker://{which}").file(path).sha256sum for which, path in files.items()}
+    assert after == before
+    assert password in instance.file(files[INSTANCE]).content_string
+
+
+def test_a_change_restarts_only_its_location_and_no_password_is_logged(db, instance, code, password):
+    # A run in progress on the location that changes: it finishes in the same worker.
+    in_flight = launch_run(instance, "second", "pause_job", run_config=pause_config(90))
+    wait_until_started(instance, in_flight)
     pids = {name: main_pid(code, unit(name)) for name in LOCATIONS}
     webserver, daemon = main_pid(instance, "dagster-webserver"), main_pid(instance, "dagster-daemon")
     revision = str(int(time.time()))
@@ -368,10 +468,24 @@ def test_a_change_restarts_only_its_location_and_no_password_is_logged(instance,
         f"cd {GIT_REPOSITORY} && echo {revision} > REVISION && git add REVISION && "
         "git -c user.name=test -c user.email=test@localhost commit --quiet -m revision"
     )
+    hosts = {which: testinfra.get_host(f"docker://{which}") for which in (DB, INSTANCE, CODE)}
+    journal_from = {which: host.check_output("date '+%Y-%m-%d %H:%M:%S'") for which, host in hosts.items()}
+    for host in hosts.values():
+        start_argv_sampler(host)
     rc, output, seconds = ansible_playbook(ROOT / "playbooks/site.yml", {"multihost_revision": revision}, "-vvv")
+    samples = {which: stop_argv_sampler(host) for which, host in hosts.items()}
     assert rc == 0, output[-4000:]
     print(f"verbose re-converge with one location's environment changed: {seconds:.0f} s")
+    print("command lines sampled every 0.1 s: " + ", ".join(
+        f"{which} {len(text.splitlines())}" for which, text in samples.items()))
     assert password not in output, "the database password appears in the converge output"
+    for which, host in hosts.items():
+        assert password not in samples[which], f"the database password was on a command line on {which}"
+        # The whole journal since, sudo's lines included.
+        logged = host.check_output(f"journalctl --since '{journal_from[which]}' --no-pager -o cat")
+        assert password not in logged, f"the database password is in the journal of {which}"
+    # The sampler saw the short-lived processes of the converge: the restarted server's start check.
+    assert "dagster-code-location-ctl wait" in samples[CODE], samples[CODE][-2000:]
     assert main_pid(code, unit("second")) != pids["second"], "the changed location was not restarted"
     assert main_pid(code, unit("example")) == pids["example"], "an unchanged location was restarted"
     assert (main_pid(instance, "dagster-webserver"), main_pid(instance, "dagster-daemon")) == (webserver, daemon)
@@ -382,3 +496,12 @@ def test_a_change_restarts_only_its_location_and_no_password_is_logged(instance,
     recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)
     # The checkout, the environment file and the restart of that one server.
     assert dict(recap) == {DB: "0", INSTANCE: "0", CODE: "3"}, recap
+    status, _, seen = wait_for_run(instance, in_flight, timeout=180)
+    assert status == "SUCCESS", seen
+    # The server was restarted while the run was still going.
+    restarted_at = int(code.check_output(
+        f"date -d \"$(systemctl show -p ExecMainStartTimestamp --value {unit('second')})\" +%s"))
+    ended_at = float(psql(db, f"SELECT end_time FROM runs WHERE run_id='{in_flight}'"))
+    assert restarted_at < ended_at, (restarted_at, ended_at)
+    logged = pause_job_worker_pids(db, in_flight)
+    assert len(logged["started"]) == 1 and logged["finished"] == logged["started"], logged

@@ -7,14 +7,18 @@ run executed (host name and process id), which the collection's tests use to
 show on which machine a run happened. Two more jobs show the instance's run
 handling: `flaky_job` fails its first attempt (run retries bring it to
 success) and `slow_job` sleeps for ten minutes (run monitoring and queue
-limits act on it).
+limits act on it). `pause_job` sleeps for `seconds` (40 by default) and logs
+its process id when it starts and when it ends: a run that lives through a
+restart of the services ends SUCCESS with the same id twice. `runaway_job`
+allocates memory without bound: the memory limit of the unit that runs it
+ends it, and nothing else.
 """
 
 import os
 import socket
 import time
 
-from dagster import Definitions, MaterializeResult, asset, define_asset_job, in_process_executor, job, op
+from dagster import Config, Definitions, MaterializeResult, asset, define_asset_job, in_process_executor, job, op
 
 
 @asset(description="A handful of numbers.")
@@ -65,6 +69,38 @@ def slow_job():
     sleep_ten_minutes()
 
 
+class PauseConfig(Config):
+    seconds: float = 40
+
+
+@op
+def pause(context, config: PauseConfig):
+    context.log.info(f"pause_job worker pid {os.getpid()} started")
+    time.sleep(config.seconds)
+    context.log.info(f"pause_job worker pid {os.getpid()} finished")
+
+
+@job(description="Sleeps for a while in the run's own process, logging its process id.",
+     executor_def=in_process_executor)
+def pause_job():
+    pause()
+
+
+@op
+def allocate_without_bound(context):
+    held = []
+    while True:
+        # 64 MiB at a time, every page written so that it is really used.
+        held.append(bytearray(b"x" * (64 << 20)))
+        if len(held) % 16 == 0:
+            context.log.info(f"holding {len(held) * 64} MiB")
+
+
+@job(description="Allocates memory until something stops it.", executor_def=in_process_executor)
+def runaway_job():
+    allocate_without_bound()
+
+
 @op
 def return_one():
     return 1
@@ -75,4 +111,7 @@ def trivial_job():
     return_one()
 
 
-defs = Definitions(assets=[numbers, total, run_host], jobs=[example_job, flaky_job, slow_job, trivial_job])
+defs = Definitions(
+    assets=[numbers, total, run_host],
+    jobs=[example_job, flaky_job, slow_job, trivial_job, pause_job, runaway_job],
+)

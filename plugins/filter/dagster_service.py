@@ -1,0 +1,91 @@
+"""How a Dagster unit restarts, stops and is limited: one policy for every server unit."""
+
+from __future__ import annotations
+
+import re
+
+DOCUMENTATION = r"""
+name: dagster_service_policy
+author: dagsterops maintainers
+version_added: "1.1.0"
+short_description: The restart, stop and resource lines of a Dagster server unit
+description:
+  - Returns the C([Service]) lines that every long-running Dagster unit of the
+    collection shares (webserver, daemon, code servers).
+  - C(Restart=always) after any exit, two seconds apart, and never a start
+    limit (the unit's C([Unit]) section sets C(StartLimitIntervalSec=0)), so
+    a server that cannot reach its database keeps trying until it can.
+  - C(KillMode=process). A stop or restart signals the server alone. The code
+    servers it started for its locations shut down once their runs finish (or
+    when its heartbeats stop), so a restart for new configuration never kills
+    a run in progress.
+  - C(MemoryMax=), C(MemorySwapMax=0) and C(TasksMax=) bound the server with
+    every process it starts, runs included, and C(OOMScoreAdjust=500) makes
+    them the kernel's first choice when the host runs out of memory, so a
+    runaway run is killed, not PostgreSQL.
+options:
+  _input:
+    description: The limits.
+    type: dict
+    required: true
+    suboptions:
+      memory_max:
+        description: Bytes with K, M, G or T, a percentage of the host's memory, or C(infinity).
+        type: str
+        required: true
+      tasks_max:
+        description: Most processes and threads, at least 64.
+        type: int
+        required: true
+  prefix:
+    description: Put before C(memory_max) and C(tasks_max) in an error message, to name the role's variables.
+    type: str
+    default: ""
+"""
+
+EXAMPLES = r"""
+# In a unit template:
+# {% for line in {'memory_max': '40%', 'tasks_max': 4096} | dagsterops.dagster.dagster_service_policy %}
+# {{ line }}
+# {% endfor %}
+"""
+
+RETURN = r"""
+_value:
+  description: Unit-file lines, in order.
+  type: list
+  elements: str
+"""
+
+try:
+    from ansible.errors import AnsibleFilterError
+except ImportError:  # pragma: no cover - lets the module load without Ansible
+    AnsibleFilterError = ValueError  # type: ignore[misc,assignment]
+
+MEMORY_MAX = re.compile(r"^([1-9][0-9]*[KMGT]?|([1-9][0-9]?|100)%|infinity)\Z")
+
+
+def dagster_service_policy(limits, prefix=""):
+    if not isinstance(limits, dict):
+        raise AnsibleFilterError(f"dagster_service_policy: expects a map of limits, got {limits!r}")
+    memory_max = limits.get("memory_max")
+    if not isinstance(memory_max, str) or not MEMORY_MAX.match(memory_max):
+        raise AnsibleFilterError(f"{prefix}memory_max: must be bytes with K, M, G or T, a percentage (1 to 100) "
+                                 f"or infinity, got {memory_max!r}")
+    tasks_max = limits.get("tasks_max")
+    if isinstance(tasks_max, bool) or not isinstance(tasks_max, int) or tasks_max < 64:
+        raise AnsibleFilterError(f"{prefix}tasks_max: must be an integer >= 64, got {tasks_max!r}")
+    return [
+        "Restart=always",
+        "RestartSec=2",
+        "KillMode=process",
+        f"MemoryMax={memory_max}",
+        "MemorySwapMax=0",
+        f"TasksMax={tasks_max}",
+        "OOMScoreAdjust=500",
+    ]
+
+
+class FilterModule:
+    def filters(self):
+        return {"dagster_service_policy": dagster_service_policy}
