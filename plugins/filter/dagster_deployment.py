@@ -18,6 +18,11 @@ description:
   - Instance hosts that share a database are one Dagster instance, which runs
     exactly one daemon. Two daemons on one database, or none, is an error
     that names the hosts; extra webservers set C(dagster_daemon_enabled=false).
+  - The code servers run the instance's Dagster release - C(dagster_code_location_version)
+    of every code-location host equals C(dagster_version) of every instance host.
+  - A code server deployed to a host does not take the port of the webserver
+    (an instance host) or of PostgreSQL (a database host) on that host, nor
+    does the webserver take PostgreSQL's.
   - An instance host with the C(docker) run launcher must reach its database
     over TCP at an address other than loopback, since its runs start in
     containers, which reach neither the host's socket nor its loopback.
@@ -60,9 +65,17 @@ ROLE_DEFAULTS = {
     "dagster_postgres_port": 5432,
     "dagster_postgres_database": "dagster",
     "dagster_run_launcher": "default",
+    "dagster_version": "1.13.27",
+    "dagster_webserver_port": 3000,
+}
+# The same for the other roles' variables read here (kept equal to their defaults by a unit test).
+OTHER_ROLE_DEFAULTS = {
+    "dagster_code_location": {"dagster_code_location_version": "1.13.27"},
+    "dagster_postgresql": {"dagster_postgresql_port": 5432},
 }
 CODE_GROUP = "dagster_code_locations"
 INSTANCE_GROUP = "dagster_instance"
+DATABASE_GROUP = "dagster_postgresql"
 
 
 def _get(hostvars, host, key, default=None):
@@ -150,6 +163,51 @@ def check_run_containers_reach_the_database(hostvars, hosts):
             )
 
 
+def check_versions(hostvars, instances, code_hosts):
+    default = OTHER_ROLE_DEFAULTS["dagster_code_location"]["dagster_code_location_version"]
+    for instance in instances:
+        wanted = str(_get(hostvars, instance, "dagster_version", ROLE_DEFAULTS["dagster_version"]))
+        for host in code_hosts:
+            version = str(_get(hostvars, host, "dagster_code_location_version", default))
+            if version != wanted:
+                raise AnsibleFilterError(
+                    f"dagster_code_location_version: {version} on {host} differs from dagster_version {wanted} "
+                    f"of the instance on {instance}; a code server must run the instance's Dagster release, "
+                    "so set both to the same version"
+                )
+
+
+def check_ports(hostvars, instances, code_hosts, databases):
+    """No two services of the collection on one port of one host."""
+    postgresql_port = OTHER_ROLE_DEFAULTS["dagster_postgresql"]["dagster_postgresql_port"]
+    taken = {}
+    for host in databases:
+        taken[(host, _get(hostvars, host, "dagster_postgresql_port", postgresql_port))] = (
+            "dagster_postgresql_port",
+            "PostgreSQL",
+        )
+    for host in instances:
+        port = _get(hostvars, host, "dagster_webserver_port", ROLE_DEFAULTS["dagster_webserver_port"])
+        if (host, port) in taken:
+            raise AnsibleFilterError(
+                f"dagster_webserver_port: {port} on {host} is the port of {taken[(host, port)][1]} there "
+                f"({taken[(host, port)][0]})"
+            )
+        taken[(host, port)] = ("dagster_webserver_port", "the Dagster webserver")
+    for host in code_hosts:
+        locations = _get(hostvars, host, "dagster_code_locations", []) or []
+        for index, location in enumerate(locations if isinstance(locations, list) else []):
+            if not isinstance(location, dict) or location.get("deploy_to") != host:
+                continue
+            port = location.get("port")
+            if (host, port) in taken:
+                field, service = taken[(host, port)]
+                raise AnsibleFilterError(
+                    f"dagster_code_locations[{index}] ({location.get('name')!r}).port: {port} on {host} is the "
+                    f"port of {service} there ({field}); give the code server another port"
+                )
+
+
 def dagster_deployment(hostvars, groups):
     """Check the inventory as a whole; return {database: daemon host}."""
     if not isinstance(groups, dict):
@@ -157,6 +215,8 @@ def dagster_deployment(hostvars, groups):
     instances = list(groups.get(INSTANCE_GROUP) or [])
     code_hosts = list(groups.get(CODE_GROUP) or [])
     check_locations_agree(hostvars, instances + [host for host in code_hosts if host not in instances])
+    check_versions(hostvars, instances, code_hosts)
+    check_ports(hostvars, instances, code_hosts, list(groups.get(DATABASE_GROUP) or []))
     check_run_containers_reach_the_database(hostvars, instances)
     return check_one_daemon(hostvars, instances)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import posixpath
 import re
 
 DOCUMENTATION = r"""
@@ -22,12 +23,20 @@ description:
     services' environment, so no secret is written into dagster.yaml.
   - C(extra_config) is deep-merged last. Keys that would contradict what the
     role writes (a second storage backend, a second run-queue configuration)
-    are an error rather than a silently broken instance.
+    are an error rather than a silently broken instance. With O(writable),
+    the directories it gives C(local_artifact_storage) and C(compute_logs)
+    (C(base_dir), C(local_dir)) must lie in one of those directories.
+  - The database and user names are written into a connection URL and keep
+    to letters, digits, C(_), C(.) and C(-).
 options:
   _input:
     description: The settings; see the C(dagster) role's C(vars/main.yml) for the shape.
     type: dict
     required: true
+  writable:
+    description: The directories the services may write in; null skips the check of C(extra_config)'s directories.
+    type: list
+    elements: str
 """
 
 EXAMPLES = r"""
@@ -64,6 +73,10 @@ DOCKER_KWARGS_REFUSED = {"image": "image", "environment": "env_vars", "network":
 # The registry password goes into the services' environment file, never into dagster.yaml.
 DOCKER_REGISTRY_PASSWORD_ENV = "DAGSTER_DOCKER_REGISTRY_PASSWORD"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_URL_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}\Z")
+# Sections of dagster.yaml that name a directory Dagster writes in, and the keys holding it.
+_DIRECTORY_SECTIONS = ("local_artifact_storage", "compute_logs")
+_DIRECTORY_KEYS = ("base_dir", "local_dir")
 
 
 def _fail(field, problem):
@@ -155,6 +168,13 @@ def storage_section(postgres):
     if not _is_int(port) or not 1 <= port <= 65535:
         _fail(f"{field}_port", f"must be an integer from 1 to 65535, got {port!r}")
     host = postgres["host"]
+    for key in ("database", "user"):
+        if not _URL_SAFE.match(postgres[key]):
+            _fail(
+                f"{field}_{key}",
+                f"{postgres[key]!r} must be letters, digits, '_', '.' and '-' (it is written into the "
+                "connection URL, where '@', '/', '?' or ':' would change its meaning)",
+            )
     if host.startswith("/"):
         # Dagster's structured form mangles a socket path, so a peer connection uses the URL form.
         url = f"{POSTGRES_SCHEME}://{postgres['user']}@/{postgres['database']}?host={host}"
@@ -335,12 +355,46 @@ def check_conflicts(extra):
         )
 
 
-def dagster_instance(settings):
+def check_directories(extra, writable):
+    """Directories extra_config has Dagster write in must lie in the services' writable directories."""
+    field = "dagster_extra_config"
+    for section in _DIRECTORY_SECTIONS:
+        value = extra.get(section)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            _fail(f"{field}.{section}", f"must be a map, got {type(value).__name__}")
+        config = value.get("config") or {}
+        if not isinstance(config, dict):
+            _fail(f"{field}.{section}.config", f"must be a map, got {type(config).__name__}")
+        for key in _DIRECTORY_KEYS:
+            if key not in config:
+                continue
+            path = config[key]
+            where = f"{field}.{section}.config.{key}"
+            if not isinstance(path, str):
+                _fail(where, f"must be a directory path, got {path!r}")
+            normal = posixpath.normpath(path)
+            if not path.startswith("/") or normal != path.rstrip("/") or not any(
+                normal == allowed or normal.startswith(allowed.rstrip("/") + "/") for allowed in writable
+            ):
+                _fail(
+                    where,
+                    f"{path!r} is outside the directories the services may write ({', '.join(writable)}); "
+                    "Dagster would fail to write there, or write where root manages files",
+                )
+
+
+def dagster_instance(settings, writable=None):
     """Return the dagster.yaml mapping for the role's settings."""
     if not isinstance(settings, dict):
         raise AnsibleFilterError(f"dagster_instance: expected a map of settings, got {type(settings).__name__}")
     extra = settings.get("extra_config") or {}
     check_conflicts(extra)
+    if writable is not None:
+        if not isinstance(writable, list) or not all(isinstance(p, str) and p.startswith("/") for p in writable):
+            raise AnsibleFilterError(f"writable: must be a list of absolute paths, got {writable!r}")
+        check_directories(extra, writable)
     instance = {
         "storage": storage_section(settings.get("postgres")),
         "run_coordinator": run_coordinator_section(settings),

@@ -27,7 +27,9 @@ options:
     type: str
     default: default
   extra:
-    description: Further requirement strings, appended as given.
+    description: >-
+      Further requirement strings, appended as given; one requirement each (no line break), and none
+      starting with C(-), which pip and uv read as an option (C(--index-url), C(-e), C(-r)).
     type: list
     elements: str
     default: []
@@ -56,6 +58,7 @@ CORE_PACKAGES = ("dagster", "dagster-webserver", "dagster-graphql", "dagster-pip
 LAUNCHER_LIBRARIES = {"default": (), "docker": ("dagster-docker",)}
 _VERSION_RE = re.compile(r"^1\.(\d+)\.(\d+)\Z")
 _LIBRARY_MINOR_OFFSET = 16
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def dagster_library_version(version):
@@ -77,6 +80,17 @@ def dagster_packages(version, run_launcher="default", extra=None):
     extra = [] if extra is None else extra
     if not isinstance(extra, list) or not all(isinstance(item, str) and item.strip() for item in extra):
         raise AnsibleFilterError("dagster_extra_packages: must be a list of non-empty requirement strings")
+    for index, item in enumerate(extra):
+        if _CONTROL_RE.search(item):
+            raise AnsibleFilterError(
+                f"dagster_extra_packages[{index}]: {item!r} holds a line break or control character; "
+                "give one requirement per entry"
+            )
+        if item.lstrip().startswith("-"):
+            raise AnsibleFilterError(
+                f"dagster_extra_packages[{index}]: {item!r} is an option of pip or uv, not a requirement; set "
+                "indexes and the like in dagster_install_environment (UV_INDEX_URL, ...)"
+            )
     packages = [f"{name}=={version}" for name in CORE_PACKAGES]
     packages.append(f"dagster-postgres=={library}")
     packages.extend(f"{name}=={library}" for name in LAUNCHER_LIBRARIES[run_launcher])

@@ -27,9 +27,12 @@ description:
   - Errors name the bad field (C(dagster_tailscale_serve_mode), ...) and are
     raised before any call is made. They never contain an auth key (the
     filter does not see one).
+  - Funnel serves only on the ports Tailscale allows for it, 443, 8443 and
+    10000; another C(dagster_tailscale_https_port) with C(funnel) is an error.
   - The family also holds C(dagster_tailscale_login), which reads
-    C(tailscale status --json), and C(dagster_tailscale_serve_command), the
-    call the boot unit repeats.
+    C(tailscale status --json), C(dagster_tailscale_serve_command), the
+    call the boot unit repeats, and C(dagster_tailscale_up_args), which checks
+    the further C(tailscale up) flags (C(--operator) names a Unix user).
 options:
   _input:
     description: The parsed C(tailscale serve status --json); null or C({}) when nothing is served.
@@ -96,6 +99,10 @@ TARGET_RE = re.compile(r"^https?://(127\.0\.0\.1|localhost):([0-9]{1,5})(/[^\s]*
 BACKEND_STATES = ("NoState", "NeedsLogin", "NeedsMachineAuth", "Stopped", "Starting", "Running", "InUseOtherUser")
 LOGGED_IN_STATES = ("NeedsMachineAuth", "Stopped", "Starting", "Running")
 STATUS = "tailscale serve status --json"
+# The only HTTPS ports Tailscale Funnel accepts (tailscale funnel --help; ipn.IsFunnelPort refuses others).
+FUNNEL_PORTS = (443, 8443, 10000)
+_UNIX_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}\Z")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _is_int(value):
@@ -135,7 +142,36 @@ def _validate_wanted(wanted):
             "dagster_tailscale_funnel: Funnel is not available for a Tailscale Service; "
             "use dagster_tailscale_serve_mode: node to expose the UI to the internet"
         )
+    if wanted["funnel"] and port not in FUNNEL_PORTS:
+        raise AnsibleFilterError(
+            f"dagster_tailscale_https_port: Funnel serves only on ports {', '.join(map(str, FUNNEL_PORTS))}, "
+            f"got {port}"
+        )
     return wanted
+
+
+def up_args(args):
+    """Check the further `tailscale up` flags; return them.
+
+    --operator names the local user that may use tailscaled's socket without
+    root: a Unix user name, not a login such as user@example.com. The auth key
+    is checked by the role (without printing the flags)."""
+    if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
+        raise AnsibleFilterError("dagster_tailscale_up_args: must be a list of strings")
+    for index, arg in enumerate(args):
+        if _CONTROL_RE.search(arg):
+            raise AnsibleFilterError(f"dagster_tailscale_up_args[{index}]: holds a line break or control character")
+        operator = None
+        if arg.startswith("--operator="):
+            operator = arg.partition("=")[2]
+        elif arg == "--operator":
+            operator = args[index + 1] if index + 1 < len(args) else ""
+        if operator is not None and not _UNIX_USER_RE.match(operator):
+            raise AnsibleFilterError(
+                f"dagster_tailscale_up_args[{index}]: --operator must name a local Unix user (who may use "
+                f"tailscaled's socket without root), got {operator!r}"
+            )
+    return args
 
 
 def _map(value, field):
@@ -286,4 +322,5 @@ class FilterModule:
             "dagster_tailscale_serve_plan": serve_plan,
             "dagster_tailscale_serve_command": serve_command,
             "dagster_tailscale_login": login_state,
+            "dagster_tailscale_up_args": up_args,
         }

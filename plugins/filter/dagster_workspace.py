@@ -131,6 +131,14 @@ SOURCE_KINDS = ("directory", "git", "pip")
 # Characters that a value placed on a unit's ExecStart= or ReadWritePaths= line
 # must not hold: systemd would split, unquote or expand them.
 _UNIT_UNSAFE_RE = re.compile(r"[\s\"'\\%$;]")
+# A requirement is one line of requirements.txt; a line starting with '-' is an
+# option of pip or uv (--index-url, -e, -r FILE, ...), not a requirement.
+_LINE_BREAK_RE = re.compile(r"[\x00-\x1f\x7f]")
+# The git transports a source may use (ext:: would run a command); scp-like user@host:path too.
+_GIT_URL_RE = re.compile(r"(https://|http://|ssh://|git://|file:///|/)[^\s]+\Z|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+\Z")
+_GIT_VERSION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./+-]*\Z")
+# Set in a location's environment file by the role itself.
+RESERVED_ENVIRONMENT = ("DAGSTER_PG_PASSWORD", "DAGSTER_CURRENT_IMAGE")
 
 
 def _fail(index, name, field, problem):
@@ -197,7 +205,49 @@ def _validate_source(index, name, source):
     for key in allowed & set(source):
         if not isinstance(source[key], str) or not source[key].strip():
             _fail(index, name, f"source.{key}", f"must be a non-empty string, got {source[key]!r}")
+    if kind == "pip":
+        _requirement(index, name, "source.pip", source["pip"])
+    if kind == "git":
+        url = source["git"]
+        if url.startswith("-") or not _GIT_URL_RE.match(url):
+            _fail(
+                index,
+                name,
+                "source.git",
+                f"{url!r} must be a repository URL (https://, ssh://, git://, file:///, an absolute path or "
+                "user@host:path); an option of git (starting with '-') or a command transport (ext::) is refused",
+            )
+        version = source.get("version", "HEAD")
+        if not _GIT_VERSION_RE.match(version) or ".." in version:
+            _fail(
+                index,
+                name,
+                "source.version",
+                f"{version!r} must be a branch, tag or commit (letters, digits, '_', '.', '/', '+' and '-', "
+                "not starting with '-')",
+            )
     return kind
+
+
+def _requirement(index, name, field, value):
+    """One requirement line: no line break, no option."""
+    if _LINE_BREAK_RE.search(value):
+        _fail(index, name, field, f"{value!r} holds a line break or control character; give one requirement per entry")
+    if value.lstrip().startswith("-"):
+        _fail(
+            index,
+            name,
+            field,
+            f"{value!r} is an option of pip or uv, not a requirement; set indexes and the like in "
+            "dagster_code_location_install_environment (UV_INDEX_URL, ...)",
+        )
+    return value
+
+
+def _no_dot_dot(index, name, field, value):
+    if ".." in value.split("/"):
+        _fail(index, name, field, f"{value!r} holds '..'; name the path without leaving its directory")
+    return value
 
 
 def _validate_deployed(index, name, location):
@@ -226,6 +276,8 @@ def _validate_deployed(index, name, location):
     _unit_safe(index, name, target, value)
     if target == "file" and not value.startswith("/") and kind not in ("directory", "git"):
         _fail(index, name, "file", f"must be an absolute path, or relative to a directory or git source, got {value!r}")
+    if target == "file":
+        _no_dot_dot(index, name, "file", value)
     if "attribute" in location:
         attribute = location["attribute"]
         if not isinstance(attribute, str) or not attribute:
@@ -233,8 +285,9 @@ def _validate_deployed(index, name, location):
         _unit_safe(index, name, "attribute", attribute)
     if "working_directory" in location:
         _absolute_path(index, name, "working_directory", location["working_directory"], unit_line=True)
+        _no_dot_dot(index, name, "working_directory", location["working_directory"])
     if "packages" in location:
-        _string_list(index, name, "packages", location["packages"])
+        _string_list(index, name, "packages", location["packages"], check=_requirement)
     if "environment" in location:
         environment = location["environment"]
         if not isinstance(environment, dict):
@@ -242,6 +295,8 @@ def _validate_deployed(index, name, location):
         for key, env_value in environment.items():
             if not isinstance(key, str) or not ENV_NAME_RE.match(key):
                 _fail(index, name, "environment", f"{key!r} is not a valid environment variable name")
+            if key in RESERVED_ENVIRONMENT:
+                _fail(index, name, f"environment.{key}", "is set by the role itself; leave it out")
             if not isinstance(env_value, (str, int, float, bool)):
                 _fail(index, name, f"environment.{key}", f"must be a string, a number or a bool, got {type(env_value).__name__}")
     for field in ("environment_files", "read_write_paths"):
@@ -251,7 +306,7 @@ def _validate_deployed(index, name, location):
                 name,
                 field,
                 location[field],
-                check=lambda i, n, where, item: _absolute_path(i, n, where, item, unit_line=True),
+                check=lambda i, n, where, item: _no_dot_dot(i, n, where, _absolute_path(i, n, where, item, unit_line=True)),
             )
     if "memory_deny_write_execute" in location and not isinstance(location["memory_deny_write_execute"], bool):
         _fail(index, name, "memory_deny_write_execute", f"must be true or false, got {location['memory_deny_write_execute']!r}")
@@ -329,6 +384,7 @@ def validate_location(index, location):
         path = _non_empty_string(index, name, location, "file")
         if not path.startswith("/"):
             _fail(index, name, "file", f"must be an absolute path, got {path!r}")
+        _no_dot_dot(index, name, "file", path)
     for field in ("attribute", "working_directory", "executable_path"):
         if field in location:
             value = location[field]
@@ -336,6 +392,8 @@ def validate_location(index, location):
                 _fail(index, name, field, f"must be a non-empty string, got {value!r}")
             if field != "attribute" and not value.startswith("/"):
                 _fail(index, name, field, f"must be an absolute path, got {value!r}")
+            if field != "attribute":
+                _no_dot_dot(index, name, field, value)
     return name
 
 
@@ -351,6 +409,22 @@ def _address_of(index, name, location, addresses):
             f"{host!r} is not a host of the dagster_code_locations inventory group (its hosts: {known})",
         )
     return address
+
+
+def _canonical_host(host, addresses):
+    """One spelling per server: an inventory name becomes its address, a name is lower case without
+    a trailing dot, localhost is 127.0.0.1, and an IP address is written the standard way."""
+    host = host.strip().strip("[]").rstrip(".").lower()
+    for inventory_host, address in (addresses or {}).items():
+        if host == str(inventory_host).lower():
+            host = str(address).strip().strip("[]").rstrip(".").lower()
+            break
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
 
 
 def validate_locations(locations, addresses=None):
@@ -374,7 +448,7 @@ def validate_locations(locations, addresses=None):
                 shown = f"{location['deploy_to']} ({address})"
             else:
                 address = shown = location["host"]
-            endpoint = (address, location["port"])
+            endpoint = (_canonical_host(address, addresses), location["port"])
             if endpoint in seen_endpoints:
                 other = seen_endpoints[endpoint]
                 _fail(

@@ -84,3 +84,55 @@ def test_every_host_must_see_the_same_location_list(filter_error, assert_field, 
 
 def test_groups_must_be_a_map(filter_error, assert_field):
     assert_field(filter_error(deployment, {}, ["web1"]), "groups")
+
+
+def test_the_other_roles_fallbacks_are_their_defaults(repo_root):
+    for role, fallbacks in dagster_deployment.OTHER_ROLE_DEFAULTS.items():
+        defaults = yaml.safe_load((repo_root / f"roles/{role}/defaults/main.yml").read_text())
+        assert {key: defaults[key] for key in fallbacks} == fallbacks
+
+
+AIO_GROUPS = {"dagster_instance": ["aio"], "dagster_postgresql": ["aio"], "dagster_code_locations": ["aio"]}
+AIO_LOCATION = {"name": "etl", "type": "grpc", "port": 4000, "deploy_to": "aio", "module": "etl"}
+
+
+def test_a_code_location_release_other_than_the_instances_is_refused(filter_error, assert_field):
+    hostvars = {"web1": {**TCP, "dagster_version": "1.13.27"},
+                "code1": {"dagster_code_locations": LOCATIONS, "dagster_code_location_version": "1.13.26"}}
+    groups = {"dagster_instance": ["web1"], "dagster_code_locations": ["code1"]}
+    message = filter_error(deployment, hostvars, groups)
+    assert_field(message, "dagster_code_location_version")
+    assert "1.13.26 on code1" in message and "1.13.27" in message
+    hostvars["code1"]["dagster_code_location_version"] = "1.13.27"
+    assert deployment(hostvars, groups)
+    # The instance's release changed alone is the same mistake.
+    hostvars["web1"]["dagster_version"] = "1.13.28"
+    assert_field(filter_error(deployment, hostvars, groups), "dagster_code_location_version")
+
+
+@pytest.mark.parametrize(
+    ("variables", "service"),
+    [
+        ({"dagster_code_locations": [{**AIO_LOCATION, "port": 3000}]}, "webserver"),
+        ({"dagster_code_locations": [{**AIO_LOCATION, "port": 5432}]}, "PostgreSQL"),
+        ({"dagster_code_locations": [{**AIO_LOCATION, "port": 3100}], "dagster_webserver_port": 3100}, "webserver"),
+        ({"dagster_code_locations": [{**AIO_LOCATION, "port": 6000}], "dagster_postgresql_port": 6000}, "PostgreSQL"),
+    ],
+)
+def test_a_code_server_on_a_port_of_the_same_host_is_refused(filter_error, assert_field, variables, service):
+    message = filter_error(deployment, {"aio": variables}, AIO_GROUPS)
+    assert_field(message, "dagster_code_locations[0] ('etl').port")
+    assert service in message
+
+
+def test_the_webserver_on_postgresqls_port_is_refused(filter_error, assert_field):
+    message = filter_error(deployment, {"aio": {"dagster_webserver_port": 5432}}, AIO_GROUPS)
+    assert_field(message, "dagster_webserver_port")
+
+
+def test_the_same_port_on_other_hosts_is_fine():
+    hostvars = {"web1": {**TCP, "dagster_code_locations": [{**AIO_LOCATION, "deploy_to": "code1", "port": 3000}]},
+                "code1": {"dagster_code_locations": [{**AIO_LOCATION, "deploy_to": "code1", "port": 3000}]},
+                "db1": {}}
+    groups = {"dagster_instance": ["web1"], "dagster_code_locations": ["code1"], "dagster_postgresql": ["db1"]}
+    assert deployment(hostvars, groups)

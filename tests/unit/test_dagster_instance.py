@@ -467,3 +467,56 @@ def test_output_passes_the_installed_dagster_schema(monkeypatch, given):
 
     result = process_config(Shape(dagster_instance_config_schema()), instance(given))
     assert result.success, [error.message for error in result.errors]
+
+
+WRITABLE = ["/var/lib/dagster/storage"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"local_artifact_storage": {"module": "dagster.core.storage.root", "class": "LocalArtifactStorage",
+                                    "config": {"base_dir": "/var/lib/dagster/storage/artifacts"}}},
+        {"compute_logs": {"module": "dagster.core.storage.local_compute_log_manager",
+                          "class": "LocalComputeLogManager", "config": {"base_dir": "/var/lib/dagster/storage"}}},
+        {"compute_logs": {"module": "dagster_aws.s3.compute_log_manager", "class": "S3ComputeLogManager",
+                          "config": {"bucket": "logs", "local_dir": "/var/lib/dagster/storage/tmp"}}},
+    ],
+)
+def test_extra_directories_inside_the_writable_ones_pass(extra):
+    result = instance({**DEFAULT_SETTINGS, "extra_config": extra}, writable=WRITABLE)
+    assert all(result[key] == value for key, value in extra.items())
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "path"),
+    [
+        ("local_artifact_storage", "base_dir", "/etc/dagster"),
+        ("compute_logs", "base_dir", "/var/lib/dagster"),
+        ("compute_logs", "base_dir", "/var/lib/dagster/storage/../../../../etc"),
+        ("compute_logs", "local_dir", "/tmp/logs"),
+        ("local_artifact_storage", "base_dir", "storage"),
+        ("compute_logs", "base_dir", "/var/lib/dagster/storage-other"),
+    ],
+)
+def test_extra_directories_outside_the_writable_ones_are_refused(filter_error, assert_field, section, key, path):
+    extra = {section: {"module": "m", "class": "C", "config": {key: path}}}
+    message = filter_error(instance, {**DEFAULT_SETTINGS, "extra_config": extra}, writable=WRITABLE)
+    assert_field(message, f"dagster_extra_config.{section}.config.{key}")
+    assert "outside" in message
+
+
+def test_without_writable_the_directories_are_not_checked():
+    extra = {"compute_logs": {"module": "m", "class": "C", "config": {"base_dir": "/elsewhere"}}}
+    assert instance({**DEFAULT_SETTINGS, "extra_config": extra})["compute_logs"] == extra["compute_logs"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("user", "dagster@evil"), ("user", "a/b"), ("database", "dagster?host=/tmp"), ("database", "x:y"),
+     ("user", "dag ster")],
+)
+def test_names_that_would_change_the_connection_url_are_refused(filter_error, assert_field, key, value):
+    settings = copy.deepcopy(DEFAULT_SETTINGS)
+    settings["postgres"][key] = value
+    assert_field(filter_error(instance, settings), f"dagster_postgres_{key}")

@@ -101,3 +101,24 @@ def test_bad_launcher_is_rejected(filter_error, assert_field, launcher):
 )
 def test_bad_extras_are_rejected(filter_error, assert_field, extra):
     assert_field(filter_error(packages, "1.13.27", extra=extra), "dagster_extra_packages")
+
+
+@pytest.mark.parametrize(
+    ("extra", "index", "reason"),
+    [
+        (["pandas", "--index-url=https://evil.example.net/simple"], 1, "option"),
+        (["-e /srv/etl"], 0, "option"),
+        (["  -r /etc/shadow"], 0, "option"),
+        (["pandas\n--index-url https://evil.example.net"], 0, "line break"),
+        (["pandas\r"], 0, "line break"),
+    ],
+)
+def test_options_and_line_breaks_in_extra_packages_are_refused(filter_error, assert_field, extra, index, reason):
+    message = filter_error(packages, "1.13.27", extra=extra)
+    assert_field(message, f"dagster_extra_packages[{index}]")
+    assert reason in message
+
+
+def test_requirements_with_markers_and_urls_pass():
+    extra = ["pandas>=2 ; python_version >= '3.11'", "etl @ https://files.example.net/etl-1.0-py3-none-any.whl"]
+    assert packages("1.13.27", extra=extra)[-2:] == extra

@@ -61,6 +61,7 @@ def test_filters_are_registered():
         "dagster_tailscale_serve_plan": serve_plan,
         "dagster_tailscale_serve_command": serve_command,
         "dagster_tailscale_login": login_state,
+        "dagster_tailscale_up_args": dagster_tailscale.up_args,
     }
 
 
@@ -339,3 +340,36 @@ def test_bad_status(filter_error, assert_field, status, fragment):
     message = filter_error(login_state, status)
     assert_field(message, "tailscale status --json")
     assert fragment in message
+
+
+@pytest.mark.parametrize("port", [443, 8443, 10000])
+def test_funnel_on_the_ports_tailscale_allows(port):
+    assert serve_command(wanted(mode="node", funnel=True, https_port=port))[2] == f"--https={port}"
+
+
+@pytest.mark.parametrize("port", [444, 80, 8080, 3000])
+def test_funnel_on_another_port_is_refused(filter_error, assert_field, port):
+    message = filter_error(serve_command, wanted(mode="node", funnel=True, https_port=port))
+    assert_field(message, "dagster_tailscale_https_port")
+    assert "443, 8443, 10000" in message
+    # Without Funnel any port serves on the tailnet.
+    assert serve_command(wanted(mode="node", https_port=port))
+
+
+@pytest.mark.parametrize("args", [[], ["--hostname=dagster"], ["--operator=dagster"], ["--operator", "ops_user"]])
+def test_good_up_args_pass(args):
+    assert dagster_tailscale.up_args(args) == args
+
+
+@pytest.mark.parametrize(
+    ("args", "index"),
+    [
+        (["--operator=alice@example.com"], 0),
+        (["--hostname=x", "--operator", "alice@example.com"], 1),
+        (["--operator=Root User"], 0),
+        (["--operator"], 0),
+        (["--hostname=x\n--reset"], 0),
+    ],
+)
+def test_bad_up_args_are_refused(filter_error, assert_field, args, index):
+    assert_field(filter_error(dagster_tailscale.up_args, args), f"dagster_tailscale_up_args[{index}]")

