@@ -20,7 +20,7 @@ source scripts/lib/images.sh
 source scripts/lib/tools.sh
 
 # Dealt out to two lanes in this order, longest first.
-SCENARIOS=(multihost docker upgrade faults default exposure)
+SCENARIOS=(upgrade multihost docker exposure default faults)
 # Scenarios whose roles and options the others already converge in check mode;
 # they skip the --check --diff step to keep the suite short.
 NO_CHECK_MODE=(upgrade faults)
