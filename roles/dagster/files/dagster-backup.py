@@ -151,16 +151,23 @@ class Settings:
     def as_dagster(self, command):
         """argv running `command` as the dagster user with the services' environment.
 
-        libpq reads PGPASSWORD: the shell copies it from the variable the
-        environment file defines, inside the dagster process; the command
-        line holds only the variable's name."""
-        script = 'exec "$@"'
-        if self.password_env:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.password_env):
-                raise Refused(f"password_env: {self.password_env!r} is not a variable name")
-            name = self.password_env
-            script = f'if [ -n "${{{name}+x}}" ]; then PGPASSWORD="${name}"; export PGPASSWORD; fi; exec "$@"'
-        return self.service_exec + ["/bin/sh", "-c", script, "sh"] + command
+        libpq reads PGPASSWORD: a small Python program copies it from the
+        variable the environment file defines, inside the dagster process; the
+        command line holds only the variable's name. No argument holds a `$`:
+        systemd substitutes variables in a unit's command line itself."""
+        if not self.password_env:
+            return self.service_exec + list(command)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.password_env):
+            raise Refused(f"password_env: {self.password_env!r} is not a variable name")
+        return self.service_exec + ["/usr/bin/python3", "-c", COPY_PASSWORD, self.password_env] + list(command)
+
+
+# Run as the dagster user: PGPASSWORD from the variable named first, then the command.
+COPY_PASSWORD = (
+    "import os, sys; "
+    "os.environ.update({'PGPASSWORD': os.environ[sys.argv[1]]} if sys.argv[1] in os.environ else {}); "
+    "os.execvp(sys.argv[2], sys.argv[2:])"
+)
 
 
 def _conninfo_value(value):
@@ -433,7 +440,8 @@ def cmd_restore_home(settings, args):
         script = ('find storage -mindepth 1 -delete && '
                   'exec tar --extract --gzip --file=- --no-same-owner --no-same-permissions '
                   '--no-overwrite-dir --delay-directory-restore storage')
-        command = settings.service_exec + ["/bin/sh", "-c", f"cd -- \"$1\" && {script}", "sh", settings.home]
+        # systemd-run starts it in DAGSTER_HOME (--working-directory).
+        command = settings.service_exec + ["/bin/sh", "-c", script]
         _run(command, stdin=source, what="unpacking the archive")
     finally:
         os.close(source)
