@@ -19,8 +19,16 @@ source scripts/lib/images.sh
 # shellcheck source=scripts/lib/tools.sh
 source scripts/lib/tools.sh
 
-# Dealt out to two lanes in this order, longest first.
-SCENARIOS=(upgrade multihost docker exposure default faults)
+# Every scenario under molecule/, dealt out to two lanes longest first: those
+# named in LONGEST_FIRST in that order, then any other in name order (a new
+# scenario runs without being listed here).
+LONGEST_FIRST=(upgrade multihost docker exposure default faults)
+mapfile -t SCENARIOS < <(
+  for dir in molecule/*/molecule.yml; do basename "$(dirname "$dir")"; done |
+    awk -v order="${LONGEST_FIRST[*]}" '
+      BEGIN { n = split(order, names, " "); for (i = 1; i <= n; i++) rank[names[i]] = i }
+      { print (($0 in rank) ? rank[$0] : 1000) "\t" $0 }' |
+    sort -k1,1n -k2,2 | cut -f2)
 # Scenarios whose roles and options the others already converge in check mode;
 # they skip the --check --diff step to keep the suite short.
 NO_CHECK_MODE=(upgrade faults)
@@ -84,6 +92,23 @@ remove_engine_leftovers() {
   fi
 }
 
+# verify_ran_tests SCENARIO: molecule verify, failing when pytest passed no
+# test (a verify that collects nothing, or skips everything, is not a pass).
+verify_ran_tests() {
+  local log summary
+  log=$(mktemp)
+  molecule verify -s "$1" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -aE '^=+ .*(passed|failed|error|skipped|no tests ran).* in [0-9.]+s' | tail -n 1)
+  rm -f "$log"
+  [ "$rc" -eq 0 ] || return "$rc"
+  if ! [[ $summary =~ [1-9][0-9]*\ passed ]]; then
+    echo "==> verify of $1 passed no test: ${summary:-no pytest summary}" >&2
+    return 1
+  fi
+  echo "==> verify of $1: $summary"
+}
+
 run_scenario() {
   local scenario=$1 rc=0
   molecule destroy -s "$scenario" >/dev/null 2>&1 || true
@@ -94,7 +119,7 @@ run_scenario() {
     molecule converge -s "$scenario" &&
     molecule idempotence -s "$scenario" &&
     $check "$scenario" &&
-    molecule verify -s "$scenario" || rc=$?
+    verify_ran_tests "$scenario" || rc=$?
   if [ "${DAGSTEROPS_KEEP:-}" != "1" ]; then
     molecule destroy -s "$scenario" >/dev/null 2>&1 || true
     remove_engine_leftovers "$scenario"
