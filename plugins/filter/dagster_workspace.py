@@ -520,29 +520,39 @@ def dagster_code_location_addresses(hostvars, hosts=None):
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "*": "127.0.0.1"}
 
 
-def _default_bind(address):
-    """Listen on the address the instance uses when it is an IP address; on all addresses otherwise."""
+def _default_bind(address, resolved, host):
+    """Listen on the address the instance uses: itself when it is an IP address, else the host's own
+    address the name resolves to on the host (resolved); never on every address."""
     if address == "localhost":
         return "127.0.0.1"
     try:
         ipaddress.ip_address(address)
     except ValueError:
-        return "0.0.0.0"
-    return address
+        pass
+    else:
+        return address
+    for candidate in resolved or []:
+        try:
+            return str(ipaddress.ip_address(str(candidate).strip()))
+        except ValueError:
+            continue
+    raise AnsibleFilterError(
+        f"dagster_code_location_address of {host}: {address!r} resolves on the host to none of its own addresses, "
+        f"so its code servers would not know where to listen; give an IP address of the host, or a bind for each location")
 
 
 def _probe_host(bind):
     return _WILDCARDS.get(bind, bind)
 
 
-def _server(location, address, root):
+def _server(location, address, root, resolved=None, host=None):
     name = location["name"]
     base = f"{root.rstrip('/')}/{name}"
     source = location.get("source")
     kind = next((k for k in SOURCE_KINDS if source and k in source), None)
     checkout = f"{base}/src" if kind in ("directory", "git") else None
     working_directory = location.get("working_directory") or checkout or base
-    bind = location.get("bind") or _default_bind(address)
+    bind = location.get("bind") or _default_bind(address, resolved, host)
     if "module" in location:
         target = ["--module-name", location["module"]]
     else:
@@ -581,13 +591,18 @@ def _server(location, address, root):
     }
 
 
-def dagster_code_location_servers(locations, host, addresses, root="/opt/dagster/code-locations"):
-    """Validate the whole list; return the gRPC servers that `host` runs, ready for the role's tasks."""
+def dagster_code_location_servers(locations, host, addresses, root="/opt/dagster/code-locations", resolved=None):
+    """Validate the whole list; return the gRPC servers that `host` runs, ready for the role's tasks.
+
+    `resolved` lists the host's own addresses that its address resolves to on the host, when that
+    address is a name: the servers bind the first of them."""
+    if resolved is not None and not isinstance(resolved, (list, tuple)):
+        raise AnsibleFilterError(f"resolved: must be a list of addresses, got {type(resolved).__name__}")
     if not isinstance(root, str) or not root.startswith("/") or _UNIT_UNSAFE_RE.search(root):
         raise AnsibleFilterError(f"dagster_code_location_root: must be an absolute path without white space, got {root!r}")
     validated = validate_locations(locations, addresses)
     return [
-        _server(location, addresses[host], root)
+        _server(location, addresses[host], root, resolved, host)
         for location in validated
         if location["type"] == "grpc" and location.get("deploy_to") == host
     ]

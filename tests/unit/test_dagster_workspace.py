@@ -379,12 +379,27 @@ def test_servers_are_those_of_the_host_with_paths_and_command_line():
         ("10.0.0.12", "10.0.0.12", "10.0.0.12"),
         ("fd00::12", "fd00::12", "fd00::12"),
         ("localhost", "127.0.0.1", "127.0.0.1"),
-        ("code2.example.net", "0.0.0.0", "127.0.0.1"),
     ],
 )
 def test_a_server_binds_the_address_the_instance_uses_when_it_is_an_ip(address, bind, probe):
     (server,) = servers([DEPLOYED], "code1", {"code1": address})
     assert (server["bind"], server["probe_host"]) == (bind, probe)
+
+
+def test_a_name_binds_the_host_address_it_resolves_to_never_every_address():
+    (server,) = servers([DEPLOYED], "code1", {"code1": "code1.example.net"}, resolved=["10.0.0.12", "fd00::12"])
+    assert (server["bind"], server["probe_host"]) == ("10.0.0.12", "10.0.0.12")
+
+
+@pytest.mark.parametrize("resolved", [None, [], ["not-an-address"]])
+def test_a_name_resolving_to_none_of_the_host_addresses_is_refused(filter_error, resolved):
+    message = filter_error(servers, [DEPLOYED], "code1", {"code1": "code1.example.net"}, resolved=resolved)
+    assert message.startswith("dagster_code_location_address of code1: 'code1.example.net' resolves")
+
+
+def test_a_name_with_an_explicit_bind_needs_no_resolution():
+    (server,) = servers([{**DEPLOYED, "bind": "10.0.0.12"}], "code1", {"code1": "code1.example.net"})
+    assert server["bind"] == "10.0.0.12"
 
 
 def test_an_explicit_bind_wins_and_a_wildcard_is_probed_on_loopback():
