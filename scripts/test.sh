@@ -4,6 +4,7 @@
 #   scripts/test.sh                 everything
 #   scripts/test.sh lint            yamllint and ansible-lint
 #   scripts/test.sh unit            pytest tests/unit
+#   scripts/test.sh docs            the docs site (scripts/docs.sh), warnings fail it
 #   scripts/test.sh molecule [S..]  the molecule scenarios (all, or those named)
 #
 # On a machine with none of it, it installs the tool venv (.venv), a Docker
@@ -191,15 +192,17 @@ suite_started=$(date +%s)
 case "$what" in
   lint) step lint run_lint ;;
   unit) step unit run_unit ;;
+  docs) step docs scripts/docs.sh ;;
   molecule)
     if [ $# -gt 0 ]; then run_molecule "$@"; else run_molecule "${SCENARIOS[@]}"; fi ;;
   all)
     step lint run_lint
     step unit run_unit
+    step docs scripts/docs.sh
     run_molecule "${SCENARIOS[@]}"
     ;;
   soak) step soak scripts/soak.sh ;;
-  *) echo "usage: scripts/test.sh [all|lint|unit|molecule [scenario ...]]" >&2; exit 2 ;;
+  *) echo "usage: scripts/test.sh [all|lint|unit|docs|molecule [scenario ...]|soak]" >&2; exit 2 ;;
 esac
 
 echo

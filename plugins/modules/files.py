@@ -50,6 +50,21 @@ options:
           - The whole content of a file; with the action plugin, from
             O(files[].template) or O(files[].src) instead.
         type: str
+      template:
+        description:
+          - A template of the role or playbook, rendered on the controller into O(files[].content) by the action
+            plugin, with the task's variables.
+        type: str
+      src:
+        description:
+          - A file of the role or playbook, read on the controller into O(files[].content) by the action plugin.
+          - A directory, given with a trailing V(/), becomes one entry per file and directory below it, the
+            directories with O(files[].directory_mode).
+        type: str
+      directory_mode:
+        description: With a directory O(files[].src), the mode of the directories, such as V("0755").
+        type: str
+        default: "0755"
       owner:
         description: Owning user.
         type: str
