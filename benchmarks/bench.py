@@ -61,16 +61,8 @@ SECTIONS = ("floor", "single", "runs", "multi", "recovery")
 # 10.213.47.0/24 and another scenario 10.213.48.0/24).
 MULTI_SUBNET_PREFIX = "10.213.60."
 
-# The floor installs exactly what the role installs (roles/dagster/defaults/main.yml).
+# The uv release the role installs (roles/dagster/defaults/main.yml); the floor uses it too.
 UV_VERSION = "0.13.9"
-BUNDLE = [
-    "dagster==1.13.27",
-    "dagster-webserver==1.13.27",
-    "dagster-graphql==1.13.27",
-    "dagster-postgres==0.29.27",
-    "dagster-pipes==1.13.27",
-    "dagster-shared==1.13.27",
-]
 
 THROUGHPUT_RUNS = 20
 
@@ -485,7 +477,17 @@ def launch_and_wait(container: str, count: int = 1, *, launch_retry: float = 0.0
 # --------------------------------------------------------------------------- the floor
 
 
+FLOOR_LOCK = ROOT / "roles/dagster/files/locks/dagster-1.13.27-default.txt"
+
+
 def floor_script() -> str:
+    """A bare script that reaches the end state of a single-host converge by the
+    shortest path: PostgreSQL with the role and the database, the locked bundle
+    byte-compiled into an environment (built while PostgreSQL installs, as
+    site.yml does), dagster.yaml on PostgreSQL, the example location, and the
+    webserver and the daemon as systemd units, until the webserver answers and
+    the daemon runs. It does nothing the converge does not need: no checks, no
+    hardening, no backups."""
     example = base64.b64encode((ROOT / "roles/dagster/files/dagster_example/__init__.py").read_bytes()).decode()
     return f"""
 set -euo pipefail
@@ -494,22 +496,73 @@ export UV_SYSTEM_CERTS=true UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=true
 mark() {{ echo "PHASE $1 $(date +%s.%N)"; }}
 mark start
 apt-get update -qq
-apt-get install -y -qq postgresql python3-venv >/dev/null
+apt-get install -y -qq python3-venv >/dev/null
 mark apt
-python3 -m venv /opt/floor/tools
-/opt/floor/tools/bin/pip install -q uv=={UV_VERSION}
-mark uv
-/opt/floor/tools/bin/uv venv -q --python /usr/bin/python3 /opt/floor/venv
-/opt/floor/tools/bin/uv pip install -q --python /opt/floor/venv/bin/python {' '.join(BUNDLE)}
-mark bundle
-mkdir -p /opt/floor/home /opt/floor/code/dagster_example
-printf 'telemetry:\\n  enabled: false\\n' >/opt/floor/home/dagster.yaml
+# The environment builds in the background while PostgreSQL installs.
+(
+  python3 -m venv /opt/floor/tools
+  /opt/floor/tools/bin/pip install -q uv=={UV_VERSION}
+  /opt/floor/tools/bin/uv venv -q --python /usr/bin/python3 /opt/floor/venv
+  /opt/floor/tools/bin/uv pip install -q --compile-bytecode --python /opt/floor/venv/bin/python \
+    --require-hashes -r /root/floor-lock.txt
+) >/var/log/floor-environment.log 2>&1 &
+environment=$!
+apt-get install -y -qq postgresql >/dev/null
+runuser -u postgres -- psql -q -c "CREATE ROLE dagster LOGIN" -c "CREATE DATABASE dagster OWNER dagster"
+mark postgresql
+useradd --system --home-dir /var/lib/dagster --shell /usr/sbin/nologin dagster
+install -d -o root -g dagster -m 0750 /var/lib/dagster
+install -d -o dagster -g dagster -m 0750 /var/lib/dagster/storage
+install -d -m 0755 /opt/floor/code/dagster_example
 echo '{example}' | base64 -d >/opt/floor/code/dagster_example/__init__.py
-cd /opt/floor/code
-DAGSTER_HOME=/opt/floor/home setsid -f /opt/floor/venv/bin/dagster-webserver -h 127.0.0.1 -p 3000 \\
-  -m dagster_example -d /opt/floor/code >/var/log/floor-webserver.log 2>&1 </dev/null
-python3 - <<'POLL' || {{ tail -n 40 /var/log/floor-webserver.log >&2; exit 1; }}
-import time, urllib.request
+cat >/var/lib/dagster/dagster.yaml <<'YAML'
+storage:
+  postgres:
+    postgres_url: postgresql+psycopg2://dagster@/dagster?host=/run/postgresql
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+run_monitoring:
+  enabled: true
+local_artifact_storage:
+  module: dagster.core.storage.root
+  class: LocalArtifactStorage
+  config: {{base_dir: /var/lib/dagster/storage}}
+compute_logs:
+  module: dagster.core.storage.local_compute_log_manager
+  class: LocalComputeLogManager
+  config: {{base_dir: /var/lib/dagster/storage/logs}}
+telemetry:
+  enabled: false
+YAML
+cat >/var/lib/dagster/workspace.yaml <<'YAML'
+load_from:
+  - python_module: {{module_name: dagster_example, location_name: example, working_directory: /opt/floor/code}}
+YAML
+chgrp dagster /var/lib/dagster/dagster.yaml /var/lib/dagster/workspace.yaml
+chmod 0640 /var/lib/dagster/dagster.yaml /var/lib/dagster/workspace.yaml
+for unit in webserver daemon; do
+  case $unit in
+    webserver) command="dagster-webserver --host 127.0.0.1 --port 3000 --workspace /var/lib/dagster/workspace.yaml" ;;
+    daemon) command="dagster-daemon run --workspace /var/lib/dagster/workspace.yaml" ;;
+  esac
+  cat >/etc/systemd/system/floor-$unit.service <<UNIT
+[Unit]
+After=postgresql.service
+[Service]
+User=dagster
+Environment=DAGSTER_HOME=/var/lib/dagster
+WorkingDirectory=/var/lib/dagster
+ExecStart=/opt/floor/venv/bin/$command
+UNIT
+done
+mark configured
+wait "$environment" || {{ tail -n 40 /var/log/floor-environment.log >&2; exit 1; }}
+mark environment
+systemctl daemon-reload
+systemctl start floor-webserver.service floor-daemon.service
+python3 - <<'POLL' || {{ journalctl -u floor-webserver -u floor-daemon -n 40 --no-pager >&2; exit 1; }}
+import subprocess, time, urllib.request
 deadline = time.monotonic() + 300
 while True:
     try:
@@ -519,40 +572,42 @@ while True:
         if time.monotonic() > deadline:
             raise SystemExit("dagster-webserver did not answer within 300 s")
         time.sleep(0.2)
+subprocess.run(["systemctl", "is-active", "--quiet", "floor-daemon.service"], check=True)
 POLL
 mark answer
 """
 
 
-def bench_floor(engine: Engine, repeat: int, results: dict) -> None:
+def bench_floor(engine: Engine, i: int, repeat: int, results: dict) -> None:
+    """One sample of the floor: a fresh container, the bare script until the webserver answers."""
     script = floor_script()
-    for i in range(1, repeat + 1):
-        layout = single_layout(f"{PREFIX}floor")
-        name = layout["platforms"][0]["name"]
-        progress(f"floor {i}/{repeat}: fresh container {name} from {IMAGE}")
-        engine.run(layout["platforms"][0])
-        try:
-            boot = engine.wait_booted(name)
-            progress(f"floor {i}/{repeat}: booted in {boot:.1f} s; bare script: apt, venv, uv, bundle, "
-                     "webserver until /server_info answers")
-            started = time.monotonic()
-            # The script as an argument, not on stdin: nothing in it can read the rest of it.
-            result = sh(["docker", "exec", name, "bash", "-c", script], timeout=3600)
-            seconds = time.monotonic() - started
-            marks = {}
-            for line in result.stdout.splitlines():
-                if line.startswith("PHASE "):
-                    _, phase, stamp = line.split()
-                    marks[phase] = float(stamp)
-            order = ["start", "apt", "uv", "bundle", "answer"]
-            phases = ", ".join(
-                f"{b} {marks[b] - marks[a]:.1f} s" for a, b in zip(order, order[1:]) if a in marks and b in marks
-            )
-            progress(f"floor {i}/{repeat}: {seconds:.1f} s ({phases})")
-            results["floor"].append(seconds)
-            results["floor_phases"].append(phases)
-        finally:
-            engine.remove(name)
+    layout = single_layout(f"{PREFIX}floor")
+    name = layout["platforms"][0]["name"]
+    progress(f"floor {i}/{repeat}: fresh container {name} from {IMAGE}")
+    engine.run(layout["platforms"][0])
+    try:
+        boot = engine.wait_booted(name)
+        sh(["docker", "cp", str(FLOOR_LOCK), f"{name}:/root/floor-lock.txt"])
+        progress(f"floor {i}/{repeat}: booted in {boot:.1f} s; bare script: apt, PostgreSQL and the locked "
+                 "environment side by side, configuration, units, until the webserver answers")
+        started = time.monotonic()
+        # The script as an argument, not on stdin: nothing in it can read the rest of it.
+        result = sh(["docker", "exec", name, "bash", "-c", script], timeout=3600)
+        seconds = time.monotonic() - started
+        marks = {}
+        for line in result.stdout.splitlines():
+            if line.startswith("PHASE "):
+                _, phase, stamp = line.split()
+                marks[phase] = float(stamp)
+        order = ["start", "apt", "postgresql", "configured", "environment", "answer"]
+        phases = ", ".join(
+            f"{b} {marks[b] - marks[a]:.1f} s" for a, b in zip(order, order[1:]) if a in marks and b in marks
+        )
+        progress(f"floor {i}/{repeat}: {seconds:.1f} s ({phases})")
+        results["floor"].append(seconds)
+        results["floor_phases"].append(phases)
+    finally:
+        engine.remove(name)
 
 
 # --------------------------------------------------------------------------- single host and runs
@@ -586,42 +641,42 @@ def module_call_seconds(playbooks: Playbooks, label: str, inventory: dict) -> fl
     return (seconds[1] - seconds[0]) / MODULE_CALLS
 
 
-def bench_single(engine: Engine, playbooks: Playbooks, repeat: int, results: dict,
+def bench_single(engine: Engine, playbooks: Playbooks, i: int, rounds: int, results: dict,
                  measure_single: bool, measure_runs: bool) -> None:
+    """One sample of the single host: a fresh converge, the first run, a no-op re-converge;
+    the run figures on the last sample's host."""
     site = ROOT / "playbooks/site.yml"
-    rounds = repeat if measure_single else 1
-    for i in range(1, rounds + 1):
-        layout = single_layout()
-        name = layout["platforms"][0]["name"]
-        progress(f"single {i}/{rounds}: fresh container {name} (molecule/default's flags)")
-        engine.run(layout["platforms"][0])
-        try:
-            boot = engine.wait_booted(name)
-            progress(f"single {i}/{rounds}: booted in {boot:.1f} s; fresh converge of playbooks/site.yml")
-            fresh = playbooks.run(f"single-{i}-converge", layout["inventory"], site)
-            converge_end = time.monotonic()
-            if measure_single:
-                results["single_converge"].append(fresh["seconds"])
-            progress(f"single {i}/{rounds}: fresh converge {fresh['seconds']:.1f} s; "
-                     "launching example_job until SUCCESS")
-            first = launch_and_wait(name, 1, launch_retry=300, timeout=600)
-            first_seconds = time.monotonic() - converge_end
-            if measure_single:
-                results["single_first_run"].append(first_seconds)
-            progress(f"single {i}/{rounds}: converge end to first successful run {first_seconds:.1f} s "
-                     f"({' -> '.join(first['runs'][0]['seen'])}); no-op re-converge")
-            noop = reconverge(playbooks, f"single {i}/{rounds}", f"single-{i}-reconverge", layout["inventory"])
-            if measure_single:
-                results["single_noop"].append(noop["seconds"])
-                results["single_noop_changed"].append(noop["changed"])
-                results["single_noop_recap"].extend(noop["recap"])
-                per_call = module_call_seconds(playbooks, f"single-{i}", layout["inventory"])
-                results["module_call"].append(per_call)
-                progress(f"single {i}/{rounds}: one module call through the connection {per_call:.2f} s")
-            if measure_runs and i == rounds:
-                bench_runs(name, repeat, results)
-        finally:
-            engine.remove(name)
+    layout = single_layout()
+    name = layout["platforms"][0]["name"]
+    progress(f"single {i}/{rounds}: fresh container {name} (molecule/default's flags)")
+    engine.run(layout["platforms"][0])
+    try:
+        boot = engine.wait_booted(name)
+        progress(f"single {i}/{rounds}: booted in {boot:.1f} s; fresh converge of playbooks/site.yml")
+        fresh = playbooks.run(f"single-{i}-converge", layout["inventory"], site)
+        converge_end = time.monotonic()
+        if measure_single:
+            results["single_converge"].append(fresh["seconds"])
+        progress(f"single {i}/{rounds}: fresh converge {fresh['seconds']:.1f} s; "
+                 "launching example_job until SUCCESS")
+        first = launch_and_wait(name, 1, launch_retry=300, timeout=600)
+        first_seconds = time.monotonic() - converge_end
+        if measure_single:
+            results["single_first_run"].append(first_seconds)
+        progress(f"single {i}/{rounds}: converge end to first successful run {first_seconds:.1f} s "
+                 f"({' -> '.join(first['runs'][0]['seen'])}); no-op re-converge")
+        noop = reconverge(playbooks, f"single {i}/{rounds}", f"single-{i}-reconverge", layout["inventory"])
+        if measure_single:
+            results["single_noop"].append(noop["seconds"])
+            results["single_noop_changed"].append(noop["changed"])
+            results["single_noop_recap"].extend(noop["recap"])
+            per_call = module_call_seconds(playbooks, f"single-{i}", layout["inventory"])
+            results["module_call"].append(per_call)
+            progress(f"single {i}/{rounds}: one module call through the connection {per_call:.2f} s")
+        if measure_runs and i == rounds:
+            bench_runs(name, rounds, results)
+    finally:
+        engine.remove(name)
 
 
 def bench_runs(name: str, repeat: int, results: dict) -> None:
@@ -788,8 +843,11 @@ def machine() -> dict:
         ansible_version = ansible.release.__version__
     except ImportError:
         ansible_version = "?"
+    commit = sh(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=False).stdout.strip()
+    dirty = sh(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], check=False).stdout.strip()
     return {
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "commit": (commit or "?") + (" (with uncommitted changes)" if dirty else ""),
         "cores": os.cpu_count(),
         "memory_gib": round(mem_kib / 1024 / 1024, 1),
         "kernel": platform.release(),
@@ -908,7 +966,8 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections among {','.join(SECTIONS)} (default all)")
     parser.add_argument("--keep", action="store_true", help="leave the containers and network in place (debugging)")
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--json", type=Path,
+                        help="also write the figures to this file (default: benchmarks/results/DATE-COMMIT.json)")
     args = parser.parse_args()
     selected = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(selected) - set(SECTIONS))
@@ -931,7 +990,7 @@ def main() -> int:
 
     info = machine()
     logdir = Path(tempfile.mkdtemp(prefix=PREFIX))
-    print(f"# dagsterops.dagster benchmark ({info['date']})")
+    print(f"# dagsterops.dagster benchmark ({info['date']}, commit {info['commit']})")
     print(f"{info['cores']} cores, {info['memory_gib']} GiB memory, kernel {info['kernel']}, Docker {info['docker']}, "
           f"load average {info['load_start'][0]:.2f}; sections {', '.join(selected)}, --repeat {args.repeat}"
           + (f"; playbook logs in {logdir}" if set(selected) - {"floor"} else ""), flush=True)
@@ -951,11 +1010,16 @@ def main() -> int:
             print(error, file=sys.stderr)
             return 2
         steps = []
-        if "floor" in selected:
-            steps.append(("floor", lambda: bench_floor(engine, args.repeat, results)))
-        if "single" in selected or "runs" in selected:
-            steps.append(("single/runs", lambda: bench_single(
-                engine, playbooks, args.repeat, results, "single" in selected, "runs" in selected)))
+        # The floor and the single host take turns, sample by sample, so that
+        # a change in the machine's load touches both alike.
+        single = "single" in selected or "runs" in selected
+        rounds = args.repeat if "single" in selected else 1
+        for i in range(1, max(args.repeat if "floor" in selected else 0, rounds if single else 0) + 1):
+            if "floor" in selected and i <= args.repeat:
+                steps.append((f"floor {i}", lambda i=i: bench_floor(engine, i, args.repeat, results)))
+            if single and i <= rounds:
+                steps.append((f"single/runs {i}", lambda i=i: bench_single(
+                    engine, playbooks, i, rounds, results, "single" in selected, "runs" in selected)))
         if "multi" in selected:
             steps.append(("multi", lambda: bench_multi(engine, playbooks, args.repeat, results)))
         if "recovery" in selected:
@@ -973,7 +1037,12 @@ def main() -> int:
             logdir.rmdir()
 
     report(results, info, args.repeat, selected, errors)
+    if args.json is None:
+        stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M")
+        args.json = ROOT / "benchmarks" / "results" / f"{stamp}-{info['commit'][:10]}.json"
+        args.json.parent.mkdir(exist_ok=True)
     if args.json:
+        print(f"figures: {args.json}")
         args.json.write_text(json.dumps({"machine": info, "repeat": args.repeat, "sections": selected,
                                          "targets": TARGETS, "results": results, "errors": errors}, indent=2))
     return 1 if errors else 0
