@@ -36,6 +36,13 @@ options:
     description: C(groups), the inventory's groups.
     type: dict
     required: true
+  partial:
+    description:
+      - The hosts are part of the deployment only, such as the hosts of a play of the user's own that lists the
+        dagster role. Two daemons on one database are still an error; a database that none of them runs the
+        daemon of is not.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -112,7 +119,7 @@ def check_locations_agree(hostvars, hosts):
             )
 
 
-def check_one_daemon(hostvars, hosts):
+def check_one_daemon(hostvars, hosts, partial=False):
     daemons = {}
     for host in hosts:
         enabled = _get(hostvars, host, "dagster_daemon_enabled", ROLE_DEFAULTS["dagster_daemon_enabled"])
@@ -129,6 +136,8 @@ def check_one_daemon(hostvars, hosts):
                 f"stored in {database}; an instance runs exactly one daemon, so set "
                 f"dagster_daemon_enabled: false on all of them but one (those run the webserver only)"
             )
+        if not runners and partial:
+            continue
         if not runners:
             sharing = [host for host in hosts if _database(hostvars, host) == database]
             raise AnsibleFilterError(
@@ -208,8 +217,11 @@ def check_ports(hostvars, instances, code_hosts, databases):
                 )
 
 
-def dagster_deployment(hostvars, groups):
-    """Check the inventory as a whole; return {database: daemon host}."""
+def dagster_deployment(hostvars, groups, partial=False):
+    """Check the inventory as a whole; return {database: daemon host}.
+
+    partial: the hosts are part of the deployment only (a play of the user's own,
+    or --limit): a database none of them runs the daemon of is not an error."""
     if not isinstance(groups, dict):
         raise AnsibleFilterError(f"groups: must be the inventory's groups, got {type(groups).__name__}")
     instances = list(groups.get(INSTANCE_GROUP) or [])
@@ -218,7 +230,7 @@ def dagster_deployment(hostvars, groups):
     check_versions(hostvars, instances, code_hosts)
     check_ports(hostvars, instances, code_hosts, list(groups.get(DATABASE_GROUP) or []))
     check_run_containers_reach_the_database(hostvars, instances)
-    return check_one_daemon(hostvars, instances)
+    return check_one_daemon(hostvars, instances, partial=bool(partial))
 
 
 class FilterModule:

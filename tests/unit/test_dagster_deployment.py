@@ -68,6 +68,13 @@ def test_no_daemon_for_a_database_is_an_error(filter_error, assert_field):
     assert "no host runs dagster-daemon" in message and "web1, web2" in message
 
 
+def test_part_of_a_deployment_may_lack_the_daemon_but_never_has_two(filter_error):
+    off = {**TCP, "dagster_daemon_enabled": False}
+    assert deployment({"web2": off}, {"dagster_instance": ["web2"]}, partial=True) == {}
+    message = filter_error(deployment, {"web1": TCP, "web2": TCP}, {"dagster_instance": ["web1", "web2"]}, partial=True)
+    assert "web1, web2 would each run dagster-daemon" in message
+
+
 def test_daemon_switch_must_be_a_bool(filter_error, assert_field):
     message = filter_error(deployment, {"web1": {"dagster_daemon_enabled": "no"}}, {"dagster_instance": ["web1"]})
     assert_field(message, "dagster_daemon_enabled")
