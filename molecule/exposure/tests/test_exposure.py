@@ -183,10 +183,15 @@ def test_boot_unit_retries_until_tailscaled_answers_and_restores_the_serve(host)
 
 
 def test_boot_unit_waits_for_the_lock(host):
-    host.check_output("systemd-run --unit=hold-serve-lock flock /run/lock/dagster-tailscale-serve.lock sleep 6")
-    started = time.monotonic()
+    """The unit changes the serve config only after whoever holds the lock lets go of it."""
+    host.check_output("rm -f /run/serve-lock-released && systemd-run --unit=hold-serve-lock flock "
+                      "/run/lock/dagster-tailscale-serve.lock sh -c 'sleep 6; date +%s.%N >/run/serve-lock-released'")
+    before = len(calls(host))
     host.check_output("systemctl restart dagster-tailscale-serve.service")
-    assert time.monotonic() - started >= 3, "the boot unit did not wait for the lock"
+    released = float(host.file("/run/serve-lock-released").content_string)
+    applied = [c for c in calls(host)[before:] if c["argv"][:1] == ["serve"] and not is_read_only(c["argv"])]
+    assert applied, "the restart changed no serve config"
+    assert all(c["time"] >= released for c in applied), (released, applied)
 
 
 # --- healthcheck -----------------------------------------------------------------------------
