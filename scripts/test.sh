@@ -100,7 +100,9 @@ verify_ran_tests() {
   log=$(mktemp)
   molecule verify -s "$1" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
-  summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -aE '^=+ .*(passed|failed|error|skipped|no tests ran).* in [0-9.]+s' | tail -n 1)
+  # molecule frames the verifier's lines ("  │ ===== 3 passed in 1.2s"): the summary is found anywhere in a line.
+  summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" |
+    grep -aoE '=+ [0-9a-z ,]*(passed|failed|error|errors|skipped|no tests ran)[0-9a-z ,]* in [0-9.]+s' | tail -n 1)
   rm -f "$log"
   [ "$rc" -eq 0 ] || return "$rc"
   if ! [[ $summary =~ [1-9][0-9]*\ passed ]]; then
