@@ -1,4 +1,4 @@
-"""Check what the dagster_postgresql role writes into pg_hba.conf and postgresql.auto.conf."""
+"""Check what the dagster_postgresql role writes into pg_hba.conf, postgresql.auto.conf and its TLS certificate."""
 
 from __future__ import annotations
 
@@ -25,8 +25,17 @@ description:
   - The companion C(dagster_postgresql_settings) refuses settings in
     C(dagster_postgresql_settings) that the role sets itself or that would
     move the server's files or its authentication (C(listen_addresses),
-    C(port), C(password_encryption), C(ssl), C(hba_file), ...), and names
-    that are not configuration parameters.
+    C(port), C(password_encryption), C(ssl), C(hba_file), C(ssl_cert_file),
+    ...), an C(ssl_min_protocol_version) older than TLSv1.2, and names that
+    are not configuration parameters.
+  - C(dagster_postgresql_tls_names) turns the server's names and addresses
+    into the subjectAltNames of its certificate (C(DNS:db1.internal),
+    C(IP:10.0.0.5)), refusing an entry of C(dagster_postgresql_tls_names)
+    that is neither.
+  - C(dagster_postgresql_tls) checks the user's CA certificate, server
+    certificate and key (all three or none; the key that of the certificate,
+    the certificate issued by the CA) and returns C(given), or C(generated)
+    when none is set.
   - Errors name the variable and the index of the entry.
 options:
   _input:
@@ -72,7 +81,17 @@ MANAGED_SETTINGS = {
     "config_file": "the role",
     "data_directory": "the role",
     "unix_socket_directories": "the role (it connects through /run/postgresql)",
+    "ssl_cert_file": "the role (dagster_postgresql_tls_cert, or the certificate of its own CA)",
+    "ssl_key_file": "the role (dagster_postgresql_tls_key, or the key it generates)",
+    "ssl_ca_file": "the role (clients are authenticated by password, not certificate)",
 }
+# Oldest protocol the server may accept; the role sets the first.
+TLS_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
+TLS_NAMES_FIELD = "dagster_postgresql_tls_names"
+TLS_FIELDS = ("dagster_postgresql_tls_ca_cert", "dagster_postgresql_tls_cert", "dagster_postgresql_tls_key")
+_DNS_NAME = re.compile(r"(\*\.)?[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\Z")
+# What a server listens on without being a name clients use.
+_NOT_A_NAME = {"", "*", "0.0.0.0", "::"}
 _SETTING_NAME = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?\Z", re.IGNORECASE)
 
 
@@ -136,7 +155,109 @@ def dagster_postgresql_settings(settings):
             _fail(f"{SETTINGS_FIELD}.{name}", f"must be a string or a number, got {type(value).__name__}")
         if isinstance(value, str) and re.search(r"[\x00-\x1f]", value):
             _fail(f"{SETTINGS_FIELD}.{name}", "must be a single line")
+        if name.lower() == "ssl_min_protocol_version" and str(value) not in TLS_PROTOCOLS:
+            _fail(f"{SETTINGS_FIELD}.{name}", f"must be one of {', '.join(TLS_PROTOCOLS)}, got {value!r}")
     return settings
+
+
+def _subject_alt_name(entry):
+    """'IP:...' for an address, 'DNS:...' for a host name, None for anything else."""
+    try:
+        return f"IP:{ipaddress.ip_address(entry)}"
+    except ValueError:
+        pass
+    name = entry.lower().rstrip(".")
+    if len(name) <= 253 and _DNS_NAME.match(name):
+        return f"DNS:{name}"
+    return None
+
+
+def dagster_postgresql_tls_names(names, extra=None):
+    """The subjectAltNames of the server certificate: the server's own names and addresses, and the user's.
+
+    names are what the role knows of the host (inventory name, address, host name, listen
+    addresses); entries that are no name a client could use are left out. extra is
+    dagster_postgresql_tls_names: each entry must be a host name or an address.
+    """
+    if extra is None:
+        extra = []
+    if not isinstance(extra, list):
+        _fail(TLS_NAMES_FIELD, f"must be a list of host names and addresses, got {type(extra).__name__}")
+    result = []
+    for index, entry in enumerate(extra):
+        san = _subject_alt_name(entry) if isinstance(entry, str) and entry.strip() == entry else None
+        if san is None or entry in _NOT_A_NAME:
+            _fail(f"{TLS_NAMES_FIELD}[{index}]", f"must be a host name or an IP address, got {entry!r}")
+        result.append(san)
+    for entry in names or []:
+        if isinstance(entry, str) and entry.strip() not in _NOT_A_NAME:
+            san = _subject_alt_name(entry.strip())
+            if san is not None:
+                result.append(san)
+    # The user's first, then the host's own; each once.
+    return sorted(set(result), key=result.index)
+
+
+def _pem_blocks(text, label):
+    return re.findall(rf"-----BEGIN {label}-----[A-Za-z0-9+/=\s]+-----END {label}-----", text)
+
+
+def dagster_postgresql_tls(material):
+    """Check the user's CA certificate, server certificate and key; return 'given', or 'generated' when none is set.
+
+    material maps dagster_postgresql_tls_ca_cert, _tls_cert and _tls_key to PEM text (empty for
+    unset). All three or none. With the cryptography package (which Ansible itself needs) the
+    key must belong to the certificate, and the certificate must be issued by the CA.
+    """
+    if not isinstance(material, dict):
+        _fail("dagster_postgresql_tls", f"must be a map, got {type(material).__name__}")
+    values = {field: material.get(field) or "" for field in TLS_FIELDS}
+    for field, value in values.items():
+        if not isinstance(value, str):
+            _fail(field, f"must be PEM text, got {type(value).__name__}")
+    given = [field for field in TLS_FIELDS if values[field].strip()]
+    if not given:
+        return "generated"
+    if len(given) != len(TLS_FIELDS):
+        missing = [field for field in TLS_FIELDS if field not in given]
+        _fail(missing[0], f"is empty while {', '.join(given)} is set; give the CA certificate, the server "
+              "certificate and its key together, or none to have the role make its own CA")
+    ca_field, cert_field, key_field = TLS_FIELDS
+    for field in (ca_field, cert_field):
+        if not _pem_blocks(values[field], "CERTIFICATE"):
+            _fail(field, "is not a PEM certificate (-----BEGIN CERTIFICATE-----)")
+    if not _pem_blocks(values[key_field], "(?:RSA |EC )?PRIVATE KEY"):
+        # Never show the value: it is a secret.
+        _fail(key_field, "is not an unencrypted PEM private key (-----BEGIN PRIVATE KEY-----)")
+    try:
+        from cryptography import x509
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import serialization
+    except ImportError:  # pragma: no cover - Ansible depends on cryptography
+        return "given"
+    try:
+        ca = x509.load_pem_x509_certificate(_pem_blocks(values[ca_field], "CERTIFICATE")[0].encode())
+    except ValueError:
+        _fail(ca_field, "is not a readable PEM certificate")
+    try:
+        cert = x509.load_pem_x509_certificate(_pem_blocks(values[cert_field], "CERTIFICATE")[0].encode())
+    except ValueError:
+        _fail(cert_field, "is not a readable PEM certificate")
+    try:
+        key = serialization.load_pem_private_key(values[key_field].strip().encode(), password=None)
+    except (ValueError, TypeError):
+        _fail(key_field, "is not a readable unencrypted PEM private key")
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    encoding = serialization.Encoding.DER
+    if key.public_key().public_bytes(encoding, public) != cert.public_key().public_bytes(encoding, public):
+        _fail(key_field, f"is not the key of the certificate in {cert_field}")
+    if not hasattr(cert, "verify_directly_issued_by"):  # pragma: no cover - cryptography before 40
+        return "given"
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (InvalidSignature, ValueError, TypeError):
+        _fail(cert_field, f"is not issued by the CA certificate in {ca_field} (subject {ca.subject.rfc4514_string()})")
+    return "given"
 
 
 class FilterModule:
@@ -146,4 +267,6 @@ class FilterModule:
         return {
             "dagster_postgresql_client_networks": dagster_postgresql_client_networks,
             "dagster_postgresql_settings": dagster_postgresql_settings,
+            "dagster_postgresql_tls_names": dagster_postgresql_tls_names,
+            "dagster_postgresql_tls": dagster_postgresql_tls,
         }

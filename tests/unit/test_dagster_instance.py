@@ -96,7 +96,11 @@ def test_fixture_is_what_the_role_passes_with_its_defaults(repo_root):
     # An expression, not a plain variable: the password's variable name over TCP, nothing over the socket.
     forward_env = rendered.pop("forward_env")
     assert forward_env == "{{ [] if _dagster_postgres_local else [_dagster_postgres_password_env] }}"
-    assert rendered == DEFAULT_SETTINGS
+    # Also an expression: the verify-full defaults under the user's params over TCP, the user's ({}) over the socket.
+    params = role_vars["_dagster_postgres_params"]
+    assert "{} if _dagster_postgres_local else" in params and "combine(dagster_postgres_params)" in params
+    assert rendered["postgres"].pop("params") == params
+    assert rendered == settings(postgres__params=_DELETE)
 
 
 def test_filter_is_registered():

@@ -220,34 +220,162 @@ def test_pg_hba_lets_in_only_the_dagster_hosts(db):
     ], tcp
 
 
-# Connects with the password from the host's own 0640 environment file, read
-# inside the process: it appears on no command line.
+# --- TLS: the server authenticated, SCRAM bound to the channel, every connection encrypted ------
+
+CA_FILE = "/etc/dagster/postgresql-ca.crt"
+CA_DIR = "/etc/dagster-postgresql"
+SERVER_CERT = "/etc/ssl/dagster-postgresql/server.crt"
+# What the Dagster hosts' clients use by default (dagster.yaml and the backup's libpq).
+VERIFY = {"sslmode": "verify-full", "sslrootcert": CA_FILE, "channel_binding": "require"}
+ENV_FILES = {"instance": "/etc/dagster/dagster.env", "code": "/etc/dagster/code-locations/example.env"}
+PYTHONS = {"instance": "/opt/dagster/current/bin/python", "code": "/opt/dagster/code-locations/example/venv/bin/python"}
+
+# Connects as Dagster does (psycopg2), with the password from the host's own 0640
+# environment file, read inside the process: it appears on no command line. The
+# connection parameters (no secret) come as JSON.
 _CONNECT = r"""
-import re, sys, psycopg2
-path, host = sys.argv[1], sys.argv[2]
-text = open(path).read()
-password = __import__("json").loads(re.search(r'^DAGSTER_PG_PASSWORD=(.*)$', text, re.M).group(1))
-with psycopg2.connect(host=host, dbname="dagster", user="dagster", password=password, sslmode="require") as conn:
-    cur = conn.cursor()
-    cur.execute("SELECT ssl, inet_client_addr() FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE pid = pg_backend_pid()")
-    print("%s %s" % cur.fetchone())
+import json, re, sys, psycopg2
+text = open(sys.argv[1]).read()
+password = json.loads(re.search(r'^DAGSTER_PG_PASSWORD=(.*)$', text, re.M).group(1))
+try:
+    with psycopg2.connect(dbname="dagster", user="dagster", password=password, **json.loads(sys.argv[2])) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT ssl, version, inet_client_addr() FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) "
+                    "WHERE pid = pg_backend_pid()")
+        print("connected %s %s %s" % cur.fetchone())
+except psycopg2.OperationalError as error:
+    print("refused " + " ".join(str(error).split()))
 """
 
 
-@pytest.mark.parametrize(
-    ("which", "python", "env_file", "address"),
-    [
-        ("instance", "/opt/dagster/current/bin/python", "/etc/dagster/dagster.env", INSTANCE_ADDRESS),
-        ("code", "/opt/dagster/code-locations/example/venv/bin/python", "/etc/dagster/code-locations/example.env", CODE_ADDRESS),
-    ],
-)
-def test_dagster_hosts_reach_postgresql_over_tls(request, which, python, env_file, address):
-    host = request.getfixturevalue(which)
-    host.check_output(f"cat > /tmp/connect.py <<'EOF'\n{_CONNECT}\nEOF")
-    out = host.run(f"{python} /tmp/connect.py {env_file} {DB}")
-    host.run("rm -f /tmp/connect.py")
-    assert out.rc == 0, out.stderr
-    assert out.stdout.split() == ["True", address], out.stdout
+def _connect(client, which, **params):
+    """Connect from the Dagster host `client` (fixture name `which`) with libpq's params; 'connected ...' or 'refused ...'."""
+    import json
+
+    script = base64.b64encode(_CONNECT.encode()).decode()
+    return client.check_output(
+        f"{PYTHONS[which]} -c \"import base64;exec(base64.b64decode('{script}'))\" {ENV_FILES[which]} "
+        f"'{json.dumps(params)}'")
+
+
+def test_clients_verify_the_server_by_default(instance):
+    import yaml
+
+    dagster_yaml = yaml.safe_load(instance.file("/var/lib/dagster/dagster.yaml").content_string)
+    assert dagster_yaml["storage"]["postgres"]["postgres_db"]["params"] == VERIFY
+
+
+def test_the_server_certificate_names_the_server(db):
+    assert psql(db, "SHOW ssl_cert_file") == SERVER_CERT
+    assert psql(db, "SHOW ssl_min_protocol_version") == "TLSv1.2"
+    names = db.check_output(f"openssl x509 -in {SERVER_CERT} -noout -ext subjectAltName")
+    for name in (f"DNS:{DB}", f"IP Address:{DB_ADDRESS}", "DNS:postgres.dagster.internal"):
+        assert name in names, names
+    issuer = db.check_output(f"openssl verify -CAfile {CA_DIR}/ca.crt {SERVER_CERT}")
+    assert issuer.endswith(": OK"), issuer
+    key = db.file("/etc/ssl/dagster-postgresql/server.key")
+    assert (key.user, key.group, key.mode) == ("root", "postgres", 0o640)
+
+
+def test_the_dagster_hosts_hold_the_ca_certificate(db, instance, code):
+    ca = db.file(f"{CA_DIR}/ca.crt").content_string
+    assert "BEGIN CERTIFICATE" in ca
+    for host in (instance, code):
+        copy = host.file(CA_FILE)
+        assert copy.content_string == ca
+        assert (copy.user, copy.mode) == ("root", 0o644)
+        # The runs and the backup open it as the dagster user.
+        assert host.run(f"sudo -u dagster test -r {CA_FILE}").rc == 0
+
+
+def test_the_ca_key_stays_on_the_database_host_for_root_alone(db, instance, code):
+    key = db.file(f"{CA_DIR}/ca.key")
+    assert (key.user, key.group, key.mode) == ("root", "root", 0o600)
+    assert (db.file(CA_DIR).user, db.file(CA_DIR).mode) == ("root", 0o700)
+    # A line of the key's body: in no file of the other hosts.
+    needle = key.content_string.splitlines()[1]
+    for host in (instance, code):
+        found = host.run(f"grep -rlsF -e '{needle}' /etc /var /opt /root /home /srv /usr/local /tmp").stdout.split()
+        assert found == [], found
+
+
+# channel_binding=require: libpq refuses a server that authenticates the client
+# any other way than SCRAM-SHA-256-PLUS, bound to this TLS channel.
+@pytest.mark.parametrize("which", ["instance", "code"])
+def test_dagster_hosts_connect_with_verify_full_and_channel_binding(request, which):
+    out = _connect(request.getfixturevalue(which), which, host=DB, **VERIFY)
+    address = INSTANCE_ADDRESS if which == "instance" else CODE_ADDRESS
+    assert out.startswith("connected True TLSv1."), out
+    assert out.endswith(address), out
+
+
+def test_a_client_expecting_another_server_name_is_refused(instance):
+    # The right server at its address, under a name its certificate lacks.
+    wrong = _connect(instance, "instance", host="postgres.example.invalid", hostaddr=DB_ADDRESS, **VERIFY)
+    assert wrong.startswith("refused"), wrong
+    assert 'does not match host name "postgres.example.invalid"' in wrong, wrong
+    # The names in the certificate pass, the address among them.
+    for name in (DB, "postgres.dagster.internal", DB_ADDRESS):
+        right = _connect(instance, "instance", host=name, hostaddr=DB_ADDRESS, **VERIFY)
+        assert right.startswith("connected True"), (name, right)
+
+
+def test_a_server_the_deployments_ca_did_not_issue_is_refused(instance):
+    # The system's CA bundle does not vouch for the server.
+    out = _connect(instance, "instance", host=DB, **(VERIFY | {"sslrootcert": "/etc/ssl/certs/ca-certificates.crt"}))
+    assert out.startswith("refused"), out
+    assert "certificate verify failed" in out, out
+
+
+def test_a_connection_without_tls_is_refused(instance):
+    out = _connect(instance, "instance", host=DB, sslmode="disable")
+    assert out.startswith("refused"), out
+    assert "no pg_hba.conf entry" in out and "no encryption" in out, out
+
+
+# Sampled inside one session every 10 ms (the statistics snapshot cleared each
+# time) until the run ends: Dagster opens a connection per operation.
+_SAMPLE_SSL = """
+CREATE TEMP TABLE seen (client_addr inet, ssl boolean);
+DO $$
+BEGIN
+  FOR i IN 1..6000 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    INSERT INTO seen SELECT a.client_addr, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+      WHERE a.usename = 'dagster';
+    EXIT WHEN EXISTS (SELECT 1 FROM runs WHERE run_id = '{run_id}' AND status IN ('SUCCESS', 'FAILURE', 'CANCELED'));
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END $$;
+SELECT coalesce(host(client_addr), 'local'), ssl, count(*) FROM seen GROUP BY 1, 2 ORDER BY 1, 2;
+"""
+
+
+def test_pg_stat_ssl_shows_every_dagster_connection_encrypted(db, instance, code):
+    run_id = launch_run(instance, "example", "example_job")
+    script = _SAMPLE_SSL.format(run_id=run_id)
+    db.check_output(f"cat > /tmp/sample-ssl.sql <<'EOF'\n{script}\nEOF")
+    rows = db.check_output("sudo -u postgres psql -X -q -d dagster -tA -F ' ' -f /tmp/sample-ssl.sql").splitlines()
+    assert wait_for_run(instance, run_id)[0] == "SUCCESS"
+    print("dagster connections seen in pg_stat_ssl during a run (client, ssl, samples): " + "; ".join(rows))
+    seen = {row.split()[0]: row.split()[1] for row in rows}
+    assert {INSTANCE_ADDRESS, CODE_ADDRESS} <= set(seen), rows
+    assert set(seen.values()) == {"t"}, rows
+    assert set(seen) <= {INSTANCE_ADDRESS, CODE_ADDRESS}, rows
+
+
+def test_the_server_log_shows_every_dagster_connection_encrypted(db):
+    # log_connections and a log_line_prefix with the client (%h) are set by the scenario.
+    log = db.check_output("cat /var/log/postgresql/postgresql-*-main.log")
+    authorized = re.findall(r"\] (\S+) dagster@dagster LOG:  connection authorized: user=dagster (.*)", log)
+    by_host = {}
+    for host, rest in authorized:
+        by_host.setdefault(host, []).append(rest)
+    print("dagster connections logged: " + ", ".join(f"{host} {len(lines)}" for host, lines in by_host.items()))
+    assert {INSTANCE_ADDRESS, CODE_ADDRESS} <= set(by_host), by_host.keys()
+    assert set(by_host) <= {INSTANCE_ADDRESS, CODE_ADDRESS}, by_host.keys()
+    plain = [line for lines in by_host.values() for line in lines if "SSL enabled (protocol=TLSv1." not in line]
+    assert not plain, plain[:5]
 
 
 def test_postgresql_refuses_another_address_of_the_network_even_with_the_password(db):
