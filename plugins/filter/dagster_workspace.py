@@ -591,13 +591,21 @@ def _server(location, address, root, resolved=None, host=None):
     }
 
 
-def dagster_code_location_servers(locations, host, addresses, root="/opt/dagster/code-locations", resolved=None):
+def dagster_code_location_servers(locations, host, addresses, root="/opt/dagster/code-locations", resolved=None,
+                                  host_addresses=None):
     """Validate the whole list; return the gRPC servers that `host` runs, ready for the role's tasks.
 
-    `resolved` lists the host's own addresses that its address resolves to on the host, when that
-    address is a name: the servers bind the first of them."""
+    `resolved` lists what the host's address resolves to on the host when that address is a name
+    (addresses, or `getent ahosts` lines whose first field is one); with `host_addresses`, only the
+    host's own addresses among them count. The servers bind the first."""
     if resolved is not None and not isinstance(resolved, (list, tuple)):
         raise AnsibleFilterError(f"resolved: must be a list of addresses, got {type(resolved).__name__}")
+    if resolved is not None:
+        firsts = [str(line).split()[0] for line in resolved if str(line).split()]
+        resolved = [a for i, a in enumerate(firsts) if a not in firsts[:i]]
+        if host_addresses is not None:
+            own = {str(a) for a in host_addresses}
+            resolved = [a for a in resolved if a in own]
     if not isinstance(root, str) or not root.startswith("/") or _UNIT_UNSAFE_RE.search(root):
         raise AnsibleFilterError(f"dagster_code_location_root: must be an absolute path without white space, got {root!r}")
     validated = validate_locations(locations, addresses)

@@ -397,6 +397,13 @@ def test_a_name_resolving_to_none_of_the_host_addresses_is_refused(filter_error,
     assert message.startswith("dagster_code_location_address of code1: 'code1.example.net' resolves")
 
 
+def test_getent_lines_give_the_first_of_the_host_own_addresses():
+    lines = ["172.17.0.9 STREAM code1.example.net", "10.0.0.12 STREAM", "10.0.0.12 DGRAM"]
+    (server,) = servers([DEPLOYED], "code1", {"code1": "code1.example.net"}, resolved=lines,
+                        host_addresses=["127.0.0.1", "10.0.0.12"])
+    assert server["bind"] == "10.0.0.12"
+
+
 def test_a_name_with_an_explicit_bind_needs_no_resolution():
     (server,) = servers([{**DEPLOYED, "bind": "10.0.0.12"}], "code1", {"code1": "code1.example.net"})
     assert server["bind"] == "10.0.0.12"
