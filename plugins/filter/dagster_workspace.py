@@ -23,7 +23,7 @@ description:
     locations accept C(attribute), C(working_directory) and C(executable_path).
   - A deployed C(grpc) location takes C(module) or C(file) (the code the server
     loads), C(attribute), C(working_directory), C(bind), C(source),
-    C(packages), C(environment), C(environment_files), C(read_write_paths),
+    C(packages), C(requirements_lock), C(environment), C(environment_files), C(read_write_paths),
     C(memory_deny_write_execute), and for the docker run launcher either
     C(image) (the image its runs use) or C(image_build) (C(name) and C(base),
     an image the role builds from the location's code); see the
@@ -110,6 +110,7 @@ DEPLOYMENT_KEYS = {
     "working_directory",
     "source",
     "packages",
+    "requirements_lock",
     "environment",
     "environment_files",
     "read_write_paths",
@@ -288,6 +289,10 @@ def _validate_deployed(index, name, location):
         _no_dot_dot(index, name, "working_directory", location["working_directory"])
     if "packages" in location:
         _string_list(index, name, "packages", location["packages"], check=_requirement)
+    if "requirements_lock" in location:
+        lock = location["requirements_lock"]
+        if not isinstance(lock, str) or not lock.strip() or "\n" in lock or "\x00" in lock:
+            _fail(index, name, "requirements_lock", f"must be the path of a lock file on the controller, got {lock!r}")
     if "environment" in location:
         environment = location["environment"]
         if not isinstance(environment, dict):
@@ -582,6 +587,7 @@ def _server(location, address, root, resolved=None, host=None):
         "working_directory": working_directory,
         "target": target,
         "packages": list(location.get("packages", [])),
+        "requirements_lock": location.get("requirements_lock", ""),
         "environment": dict(location.get("environment", {})),
         "environment_files": list(location.get("environment_files", [])),
         "read_write_paths": list(location.get("read_write_paths", [])),

@@ -309,3 +309,33 @@ def stop_argv_sampler(host):
     """The command lines recorded since start_argv_sampler."""
     host.check_output("systemctl stop dagsterops-argv-sampler.service")
     return host.check_output(f"cat {ARGV_SAMPLES}")
+
+
+def locked_pins(lock, python_version):
+    """name==version of every package the lock file `lock` installs on a Linux host with this Python."""
+    from packaging.markers import Marker, default_environment
+
+    environment = {**default_environment(), "sys_platform": "linux", "platform_system": "Linux",
+                   "os_name": "posix", "platform_python_implementation": "CPython",
+                   "implementation_name": "cpython", "python_version": python_version,
+                   "python_full_version": f"{python_version}.0"}
+    pins = set()
+    for line in Path(lock).read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            requirement, _, marker = line.rstrip(" \\").partition(";")
+            if marker.strip() and not Marker(marker).evaluate(environment):
+                continue
+            name, version = requirement.strip().split("==")
+            pins.add(f"{name.lower().replace('_', '-')}=={version}")
+    return pins
+
+
+def frozen_packages(host, python, uv="/opt/dagster/tools/bin/uv"):
+    """name==version of every package in the environment of `python` on `host`, as `uv pip freeze` lists them."""
+    frozen = host.check_output(f"{uv} pip freeze --python {python}")
+    return {line.lower().replace("_", "-") for line in frozen.splitlines()}
+
+
+def python_version(host, python):
+    """major.minor of `python` on `host`."""
+    return host.check_output(f"{python} -c 'import sys;print(\"%d.%d\" % sys.version_info[:2])'")

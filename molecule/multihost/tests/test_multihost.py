@@ -16,14 +16,17 @@ import testinfra
 from dagster_checks import PROJECT as ROOT
 from dagster_checks import (
     ansible_playbook,
+    frozen_packages,
     graphql,
     journal,
     launch_run,
     locations,
+    locked_pins,
     materialized_text,
     pause_config,
     pause_job_worker_pids,
     psql,
+    python_version,
     start_argv_sampler,
     stop_argv_sampler,
     wait_for_run,
@@ -126,12 +129,13 @@ def test_code_servers_listen_only_on_the_address_the_instance_uses(code):
 def test_workspace_names_the_code_host_once_written_on_it(instance):
     import yaml
 
+    # dagster_code_location_address is the code host's name; the servers bind what it resolves to there.
     workspace = yaml.safe_load(instance.file("/var/lib/dagster/workspace.yaml").content_string)
     assert workspace == {
         "load_from": [
-            {"grpc_server": {"host": CODE_ADDRESS, "port": 4000, "location_name": "example"}},
-            {"grpc_server": {"host": CODE_ADDRESS, "port": 4001, "location_name": "second"}},
-            {"grpc_server": {"host": CODE_ADDRESS, "port": 4002, "location_name": "third"}},
+            {"grpc_server": {"host": CODE, "port": 4000, "location_name": "example"}},
+            {"grpc_server": {"host": CODE, "port": 4001, "location_name": "second"}},
+            {"grpc_server": {"host": CODE, "port": 4002, "location_name": "third"}},
         ]
     }
 
@@ -187,6 +191,53 @@ def test_pip_source_is_installed_into_the_locations_environment(code):
     assert not code.exists("/opt/dagster/code-locations/third/src")
     exec_start = code.check_output(f"systemctl show -p ExecStart --value {unit('third')}")
     assert "--module-name dagster_example_pkg" in exec_start, exec_start
+
+
+# --- locked environments ------------------------------------------------------------------------
+
+COLLECTION_LOCK = ROOT / "roles/dagster/files/locks/dagster-1.13.27-default.txt"
+SECOND_LOCK = ROOT / "molecule/multihost/files/second.lock"
+
+
+def _venv_python(name):
+    return f"/opt/dagster/code-locations/{name}/venv/bin/python"
+
+
+@pytest.mark.parametrize(("name", "lock"), [("example", COLLECTION_LOCK), ("second", SECOND_LOCK)])
+def test_a_location_environment_is_exactly_its_lock(code, name, lock):
+    installed = frozen_packages(code, _venv_python(name))
+    expected = locked_pins(lock, python_version(code, _venv_python(name)))
+    assert installed == expected, installed ^ expected
+
+
+def test_a_pip_source_is_installed_within_the_lock(code):
+    installed = frozen_packages(code, _venv_python("third"))
+    expected = locked_pins(COLLECTION_LOCK, python_version(code, _venv_python("third")))
+    # The bundle at the lock's versions, and the location's own package on top.
+    assert installed - expected == {"dagster-example-pkg @ file:///srv/pkgs/dagster-example-pkg"}, installed ^ expected
+
+
+def test_a_tampered_hash_in_a_location_lock_stops_its_install(code, tmp_path):
+    # The scenario's lock with one more package (humanize, not installed), its hashes reversed.
+    lines = (ROOT / "molecule/multihost/files/second-more.lock").read_text().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("humanize=="))
+    for i in range(start + 1, start + 3):
+        digest = lines[i].split("sha256:")[1].strip(" \\\n")
+        lines[i] = lines[i].replace(digest, digest[::-1])
+    tampered = tmp_path / "tampered.lock"
+    tampered.write_text("".join(lines))
+    before = frozen_packages(code, _venv_python("second"))
+    pid = main_pid(code, unit("second"))
+    rc, output, _ = ansible_playbook(ROOT / "playbooks/site.yml", {"multihost_second_lock": str(tampered)},
+                                     "--limit", f"{INSTANCE},{CODE}")
+    assert rc != 0, output[-3000:]
+    assert "hash" in output.lower() and "humanize" in output, output[-3000:]
+    assert frozen_packages(code, _venv_python("second")) == before
+    assert main_pid(code, unit("second")) == pid
+    # The lock in place is the scenario's again at the next converge; nothing else moved.
+    rc, output, _ = ansible_playbook(ROOT / "playbooks/site.yml", None, "--limit", f"{INSTANCE},{CODE}")
+    assert rc == 0, output[-3000:]
+    assert main_pid(code, unit("second")) == pid, "a converge back to the lock in place restarted the server"
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
