@@ -205,7 +205,7 @@ def test_a_wait_that_times_out_starts_the_instance_again_and_names_the_runs(host
     old_venv = host.check_output("readlink /opt/dagster/current")
     dumps = _listing(host, f"dagster-*-before-{NEW}-*.pgc")
     slow = launch_run(host, "example", "slow_job")
-    wait_until_started(host, slow)
+    wait_until_started(host, slow, timeout=300)
     pids = _main_pids(host)
     rc, output, seconds = ansible_playbook(
         PROJECT / "playbooks/site.yml", {"dagster_version": NEW, "dagster_upgrade_wait_timeout": 3})
@@ -229,7 +229,7 @@ def _end_run(host, run_id):
     """End a run in progress: its worker killed, the run marked canceled."""
     host.run(f"pkill -9 -f -- '{run_id}'")
     assert graphql(host, TERMINATE, {"id": run_id})["terminateRun"]["__typename"] == "TerminateRunSuccess"
-    assert wait_for_run(host, run_id)[0] == "CANCELED"
+    assert wait_for_run(host, run_id, timeout=300)[0] == "CANCELED"
 
 
 INSTANCE_CONFIG = ("dagster.yaml", "workspace.yaml")
@@ -319,7 +319,7 @@ def test_the_upgrade_drains_the_runs_and_shows_no_secret(host):
     migrations = len(host.file("/var/lib/dagster/upgrades.log").content_string.splitlines())
     host.check_output("rm /opt/dagster/code-locations/served/venv/.dagsterops-installed")
     in_progress = launch_run(host, "example", "slow_job")
-    wait_until_started(host, in_progress)
+    wait_until_started(host, in_progress, timeout=300)
     dumps = _listing(host, f"dagster-*-before-{NEW}-*.pgc")
     secrets = _secrets(host)
     since = _since(host)
@@ -354,7 +354,7 @@ def test_the_upgrade_drains_the_runs_and_shows_no_secret(host):
     assert any(line.startswith("1 ") and "dagster-daemon run" in line for line in marked), marked
 
     # The queued run started only on the new release.
-    status, _, seen = wait_for_run(host, queued)
+    status, _, seen = wait_for_run(host, queued, timeout=600)
     assert status == "SUCCESS", seen
     daemon_started = int(host.check_output(
         "date -d \"$(systemctl show -p ExecMainStartTimestamp --value dagster-daemon.service)\" +%s"))
