@@ -25,8 +25,9 @@ description:
     loads), C(attribute), C(working_directory), C(bind), C(source),
     C(packages), C(environment), C(environment_files), C(read_write_paths),
     C(memory_deny_write_execute), C(memory_max) and C(tasks_max) (the
-    limits of its unit, over the role-wide ones: bytes with K, M, G or T, a
-    percentage or C(infinity); an integer >= 64), and for the docker run launcher either
+    limits of its unit, over the role-wide ones, in their form - bytes with K,
+    M, G or T, a percentage or C(infinity), and an integer of at least 64), and
+    for the docker run launcher either
     C(image) (the image its runs use) or C(image_build) (C(name) and C(base),
     an image the role builds from the location's code); see the
     dagster_code_location role.
