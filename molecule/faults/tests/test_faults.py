@@ -26,6 +26,7 @@ from dagster_checks import (
     journal,
     launch_run,
     locations,
+    pause_job_worker_pids,
     psql,
     run_status,
     wait_for_run,
@@ -386,3 +387,142 @@ def test_everything_comes_back_after_a_restart_of_the_machine(host):
     assert host.run("systemctl --failed --no-legend").stdout.strip() == ""
     seconds = run_succeeds(host)
     print(f"after the restart: all units active, daemon heartbeat fresh, a run in {seconds:.1f} s")
+
+
+# --- a killed run worker, and a converge of every kind with a run in flight -------------------------
+
+STORAGE = "/var/lib/dagster/storage"
+# The code server watches the processes of its runs every 0.5 s and marks a run whose process died
+# FAILED (dagster/_grpc/server.py, CLEANUP_TICK); the bound adds the database write and this test's
+# 1 s polling on a shared machine, and stays far below run monitoring's 120 s poll interval.
+KILLED_RUN_BOUND = 10
+
+
+def _as_dagster(host, command):
+    result = host.run(f"runuser -u dagster -- sh -c '{command}'")
+    assert result.rc == 0, result.stderr
+    return result
+
+
+def _waiting_runs(host, names):
+    """A pause_job run on the deployed location per name, each waiting for its release file.
+
+    Returns {name: (run id, worker pid, release file)} once every worker has started."""
+    releases = {name: f"{STORAGE}/release-{name}" for name in names}
+    _as_dagster(host, " ".join(f"rm -f {path};" for path in releases.values()))
+    runs = {name: launch_run(host, LOCATION, "pause_job", run_config={
+        "ops": {"pause": {"config": {"seconds": 900, "release_file": path}}}}) for name, path in releases.items()}
+    workers = {}
+    for name, run_id in runs.items():
+        workers[name] = wait_for(lambda r=run_id: pause_job_worker_pids(host, r)["started"], 90)
+        assert workers[name], f"the worker of {name} did not start: {run_status(host, run_id)}"
+    return {name: (runs[name], workers[name][0], releases[name]) for name in names}
+
+
+def _finished_lines(host, run_id):
+    return re.findall(r"pause_job worker pid \d+ finished[^\"]*", psql(
+        host, f"SELECT event FROM event_logs WHERE run_id='{run_id}' AND event LIKE '%pause_job worker pid%finished%'"))
+
+
+def test_a_killed_run_worker_is_marked_failed_and_its_control_run_succeeds(host):
+    runs = _waiting_runs(host, ["killed", "control"])
+    run_id, worker, _ = runs["killed"]
+    host.check_output(f"kill -9 {worker}")
+    status, seconds, seen = wait_for_run(host, run_id, timeout=KILLED_RUN_BOUND + 60)
+    print(f"run worker killed: {' -> '.join(seen)} {seconds:.1f} s after the kill (bound {KILLED_RUN_BOUND} s)")
+    assert status == "FAILURE", seen
+    assert seconds <= KILLED_RUN_BOUND, seconds
+    assert psql(host, f"SELECT count(*) FROM event_logs WHERE run_id='{run_id}' "
+                      "AND event LIKE '%was terminated by signal 9 (SIGKILL)%'") == "1"
+    # The control, on the same server and started with it, was not killed: it runs on, and succeeds.
+    control, control_worker, release = runs["control"]
+    assert run_status(host, control)["status"] == "STARTED"
+    _as_dagster(host, f"touch {release}")
+    assert wait_for_run(host, control)[0] == "SUCCESS"
+    assert pause_job_worker_pids(host, control) == {"started": [control_worker], "finished": [control_worker]}
+
+
+# The new code: the example with another CODE_VERSION, deployed with a package its environment lacked
+# (humanize, on the package index), a new value in the location's environment and limits of its own.
+NEW_VERSION = "2"
+LIMITS = {"memory_max": "1200M", "tasks_max": 1024}
+
+
+def _served_location(directory, **changes):
+    """The scenario's deployed location (molecule.yml), from `directory`, with changes."""
+    return {"name": LOCATION, "type": "grpc", "port": 4000, "deploy_to": HOST,
+            "source": {"directory": str(directory)}, "file": "__init__.py", **changes}
+
+
+@pytest.fixture(scope="module")
+def converged_with_everything_changed(host, tmp_path_factory):
+    """One converge that changes every kind of thing, with a run in flight on the deployed location.
+
+    dagster.yaml (max_concurrent_runs), workspace.yaml (the example's module location added), the
+    services' environment, and the location's code, requirements, environment and unit limits.
+    The run waits for its release file, created after the converge."""
+    code = tmp_path_factory.mktemp("served") / "dagster_example"
+    source = (PROJECT / "roles/dagster/files/dagster_example/__init__.py").read_text()
+    assert 'CODE_VERSION = "1"' in source
+    code.mkdir()
+    for path in (PROJECT / "roles/dagster/files/dagster_example").glob("*.py"):
+        (code / path.name).write_text(path.read_text())
+    (code / "__init__.py").write_text(source.replace('CODE_VERSION = "1"', f'CODE_VERSION = "{NEW_VERSION}"'))
+    assert not host.run(f"/opt/dagster/code-locations/{LOCATION}/venv/bin/python -c 'import humanize'").rc == 0
+    (run_id, worker, release), = _waiting_runs(host, ["in-flight"]).values()
+    unit = f"dagster-code-location@{LOCATION}.service"
+    before = {name: main_pid(host, name) for name in UNITS}
+    rc, output, seconds = ansible_playbook(PROJECT / "playbooks/site.yml", {
+        "dagster_max_concurrent_runs": 9,
+        "dagster_example_location": True,
+        "dagster_environment": {"DAGSTEROPS_TEST_CHANGE": "1"},
+        "dagster_code_locations": [_served_location(
+            code, packages=["humanize"], environment={"DAGSTEROPS_PROBE": NEW_VERSION}, **LIMITS)],
+    })
+    print(f"converge changing every kind, with a run in flight: {seconds:.0f} s")
+    assert rc == 0, output[-4000:]
+    restarted = {name: main_pid(host, name) != pid for name, pid in before.items()}
+    in_flight = {"status": run_status(host, run_id)["status"], "worker alive": host.run(f"kill -0 {worker}").rc == 0}
+    _as_dagster(host, f"touch {release}")
+    status, _, seen = wait_for_run(host, run_id, timeout=120)
+    assert wait_for(lambda: location_loaded(host), 60), journal(host, "dagster-webserver.service")
+    after = _waiting_runs(host, ["after"])
+    (new_run, _, new_release), = after.values()
+    _as_dagster(host, f"touch {new_release}")
+    new_status, _, new_seen = wait_for_run(host, new_run, timeout=120)
+    return {"run": (run_id, worker, status, seen), "in flight": in_flight, "restarted": restarted,
+            "new run": (new_run, new_status, new_seen), "unit": unit}
+
+
+def test_every_kind_of_change_took_effect(host, converged_with_everything_changed):
+    config = yaml.safe_load(host.file("/var/lib/dagster/dagster.yaml").content_string)
+    assert config["run_coordinator"]["config"]["max_concurrent_runs"] == 9
+    workspace = yaml.safe_load(host.file("/var/lib/dagster/workspace.yaml").content_string)
+    assert sorted(next(iter(entry.values()))["location_name"] for entry in workspace["load_from"]) == ["example", LOCATION]
+    environ = host.check_output(f"tr '\\0' '\\n' < /proc/{main_pid(host, 'dagster-daemon.service')}/environ")
+    assert "DAGSTEROPS_TEST_CHANGE=1" in environ.splitlines()
+    assert converged_with_everything_changed["restarted"] == {name: True for name in UNITS}
+
+
+def test_a_location_s_own_limits_are_its_units(host, converged_with_everything_changed):
+    unit = converged_with_everything_changed["unit"]
+    shown = host.check_output(f"systemctl show -p MemoryMax -p TasksMax {unit}")
+    assert set(shown.split()) == {f"MemoryMax={1200 << 20}", "TasksMax=1024"}, shown
+    # The role-wide limits stay on the template (molecule.yml leaves them at their defaults).
+    assert "TasksMax=4096" in host.file("/etc/systemd/system/dagster-code-location@.service").content_string
+
+
+def test_the_run_in_flight_finished_in_its_worker_on_the_old_code(host, converged_with_everything_changed):
+    run_id, worker, status, seen = converged_with_everything_changed["run"]
+    assert converged_with_everything_changed["in flight"] == {"status": "STARTED", "worker alive": True}
+    assert status == "SUCCESS", (seen, journal(host, converged_with_everything_changed["unit"]))
+    assert pause_job_worker_pids(host, run_id) == {"started": [worker], "finished": [worker]}
+    assert _finished_lines(host, run_id) == [
+        f"pause_job worker pid {worker} finished; code version 1; humanize absent; DAGSTEROPS_PROBE=unset"]
+
+
+def test_a_run_after_the_converge_has_the_new_code_package_and_environment(host, converged_with_everything_changed):
+    run_id, status, seen = converged_with_everything_changed["new run"]
+    assert status == "SUCCESS", (seen, journal(host, converged_with_everything_changed["unit"]))
+    (line,) = _finished_lines(host, run_id)
+    assert line.endswith(f"; code version {NEW_VERSION}; humanize 1.0 MB; DAGSTEROPS_PROBE={NEW_VERSION}"), line
