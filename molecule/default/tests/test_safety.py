@@ -55,7 +55,8 @@ def _fingerprint(host, path):
     return host.check_output(f"stat -c '%U:%G %a' {path}"), host.check_output(f"sha256sum {path}").split()[0]
 
 
-# A run in flight on each location type of the scenario (molecule.yml): it waits for its release file.
+# A run in flight on each location type of the scenario (molecule.yml): it waits for its release file,
+# for an hour at most (three converges took over 20 minutes on a test machine under heavy load).
 IN_FLIGHT = {"module": "example", "file": "example_file"}
 UNITS = ("dagster-webserver", "dagster-daemon")
 # A location added by the second converge: the example's file location under another name.
@@ -120,7 +121,7 @@ def converged_with_changes(host):
     as_dagster(host, " ".join(f"rm -f {path};" for path in releases.values()))
     runs = {
         kind: launch_run(host, location, "pause_job",
-                         run_config={"ops": {"pause": {"config": {"seconds": 1200, "release_file": releases[kind]}}}})
+                         run_config={"ops": {"pause": {"config": {"seconds": 3600, "release_file": releases[kind]}}}})
         for kind, location in IN_FLIGHT.items()
     }
     for run_id in runs.values():
