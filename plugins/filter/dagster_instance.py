@@ -20,14 +20,14 @@ description:
     dagster-docker's DockerRunLauncher, and a registry password is read from
     C(DAGSTER_DOCKER_REGISTRY_PASSWORD) in the services' environment, so no
     secret is written into dagster.yaml.
-  - Run containers get no secret in their environment (which C(docker inspect)
-    shows): with PostgreSQL over TCP, C(docker_run_files) names the host's
+  - Run containers get no secret in their environment, which C(docker inspect)
+    shows. With PostgreSQL over TCP, C(docker_run_files) names the host's
     pgpass file and CA certificate, mounted read-only into each container
     (C(PGPASSFILE) and the C(sslrootcert) path), and the password variable is
     set empty there, so libpq reads the password from the file.
-  - With the docker launcher every code location must be a C(grpc) one: a
-    module or file location runs its code inside the webserver and the daemon,
-    which hold the Docker socket.
+  - With the docker launcher every code location must be a C(grpc) one, since
+    a module or file location runs its code inside the webserver and the
+    daemon, which hold the Docker socket.
   - C(extra_config) is deep-merged last. Keys that would contradict what the
     role writes (a second storage backend, a second run-queue configuration)
     are an error rather than a silently broken instance. With O(writable),
