@@ -7,14 +7,16 @@ through it in the same worker process.
 """
 
 import pytest
-from packaging.markers import Marker, default_environment
 from dagster_checks import (
     PROJECT,
     ansible_playbook,
+    frozen_packages,
     journal,
     launch_run,
-    psql,
+    locked_pins,
     pause_job_worker_pids,
+    psql,
+    python_version,
     run_status,
     wait_for,
     wait_for_run,
@@ -207,30 +209,10 @@ def test_a_runaway_run_fails_and_the_services_stay_up(host):
 LOCK = PROJECT / "roles/dagster/files/locks/dagster-1.13.27-default.txt"
 
 
-def _locked_pins(python_version):
-    """name==version of every package the lock installs on a Linux host with this Python."""
-    environment = {**default_environment(), "sys_platform": "linux", "platform_system": "Linux",
-                   "os_name": "posix", "platform_python_implementation": "CPython",
-                   "implementation_name": "cpython", "python_version": python_version,
-                   "python_full_version": f"{python_version}.0"}
-    pins = set()
-    for line in LOCK.read_text().splitlines():
-        if line and not line.startswith((" ", "#")):
-            requirement, _, marker = line.rstrip(" \\").partition(";")
-            if marker.strip() and not Marker(marker).evaluate(environment):
-                continue
-            name, version = requirement.strip().split("==")
-            pins.add(f"{name.lower().replace('_', '-')}=={version}")
-    return pins
-
-
 def test_the_environment_is_exactly_the_lock(host):
-    python_version = host.check_output(
-        "/opt/dagster/current/bin/python -c 'import sys;print(\"%d.%d\" % sys.version_info[:2])'")
-    frozen = host.check_output(
-        "/opt/dagster/tools/bin/uv pip freeze --python /opt/dagster/current/bin/python")
-    installed = {line.lower().replace("_", "-") for line in frozen.splitlines()}
-    expected = _locked_pins(python_version)
+    python = "/opt/dagster/current/bin/python"
+    installed = frozen_packages(host, python)
+    expected = locked_pins(LOCK, python_version(host, python))
     assert installed == expected, installed ^ expected
 
 
