@@ -16,8 +16,8 @@ description:
   - A C(name) is letters, digits and C(. _ @ -) (the name of a basic-auth user, or the common
     name of a client certificate, or the value of the sign-in proxy's header). C(role) is
     C(editor) (the normal webserver) or C(viewer) (the read-only one).
-  - With the C(basic) method (O(methods)) every user needs a C(password) (hashed on the host, never
-    written out) or a C(password_hash). A C(password_hash) must be a strong crypt(3) hash -
+  - When C(basic) is the only method (O(methods)) every user needs a C(password) (hashed on the host,
+    never written out) or a C(password_hash); with other methods a user without either signs in by them only. A C(password_hash) must be a strong crypt(3) hash -
     yescrypt (C($y$)), gost-yescrypt (C($gy$)), scrypt (C($7$)), bcrypt (C($2b$), C($2y$)) or
     SHA-512 crypt with at least 50000 rounds (C($6$rounds=N$)); anything else, a plain password
     above all, is refused without showing it.
@@ -147,8 +147,8 @@ def dagster_proxy_users(users, methods=None):
                   f"bcrypt ($2b$, cost >= {MIN_BCRYPT_COST}) or SHA-512 crypt with rounds >= {MIN_SHA512_ROUNDS} "
                   "are accepted (a plain password belongs in password, from a vault; "
                   "mkpasswd -m yescrypt makes a hash)")
-        if "basic" in methods and not (password or password_hash):
-            _fail(where, f"user {name!r} has no password or password_hash, which the basic method needs")
+        if methods == ["basic"] and not (password or password_hash):
+            _fail(where, f"user {name!r} has no password or password_hash, and basic is the only sign-in method")
         entry = {"name": name, "role": role}
         entry.update({"password": password} if password else {"password_hash": password_hash} if password_hash else {})
         result.append(entry)
