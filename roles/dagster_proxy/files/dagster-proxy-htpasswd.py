@@ -1,7 +1,7 @@
 """Writes the user list of the Dagster proxy's basic authentication (managed by dagsterops.dagster).
 
 Reads, on stdin, a JSON map: dest, group, salt_key, rounds, check, and users, a list of
-{name, password} or {name, password_hash}. A plain password is hashed with SHA-512 crypt
+{name, password} or {name, password_hash} (a user with neither is left out). A plain password is hashed with SHA-512 crypt
 (mkpasswd, the password on its stdin) under a salt derived from the user's name with a key
 kept in salt_key (root only, made on first use), so that the same password gives the same
 hash on every run. Passwords never reach a command line or a file. Prints {"changed": bool};
@@ -50,6 +50,8 @@ def main():
     key = salt_key(request["salt_key"], request["check"])
     lines = []
     for user in request["users"]:
+        if not (user.get("password") or user.get("password_hash")):
+            continue  # signs in by a client certificate or the sign-in proxy only
         digest = user.get("password_hash") or hash_password(user["password"], user["name"], key, request["rounds"])
         lines.append(f"{user['name']}:{digest}\n")
     content = "".join(lines).encode()
