@@ -61,7 +61,7 @@ def results(host):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_is_refused_in_the_first_play_naming_the_field(results, case):
-    rc, output, _seconds = results[case][1]
+    rc, output, _seconds = results[case]
     assert rc != 0, output[-3000:]
     assert CASES[case][1] in output, output[-3000:]
     plays = re.findall(r"^PLAY \[(.*)\]", output, re.MULTILINE)
