@@ -17,10 +17,17 @@ description:
   - Run retries carry C(enabled), so a positive C(max_retries) really retries.
   - Tick retention covers every tick status of schedules and sensors.
   - The C(docker) run launcher section is checked against the keys of
-    dagster-docker's DockerRunLauncher; the variables in C(forward_env) (the
-    database password) are forwarded into run containers by name, and a
-    registry password is read from C(DAGSTER_DOCKER_REGISTRY_PASSWORD) in the
-    services' environment, so no secret is written into dagster.yaml.
+    dagster-docker's DockerRunLauncher, and a registry password is read from
+    C(DAGSTER_DOCKER_REGISTRY_PASSWORD) in the services' environment, so no
+    secret is written into dagster.yaml.
+  - Run containers get no secret in their environment, which C(docker inspect)
+    shows. With PostgreSQL over TCP, C(docker_run_files) names the host's
+    pgpass file and CA certificate, mounted read-only into each container
+    (C(PGPASSFILE) and the C(sslrootcert) path), and the password variable is
+    set empty there, so libpq reads the password from the file.
+  - With the docker launcher every code location must be a C(grpc) one, since
+    a module or file location runs its code inside the webserver and the
+    daemon, which hold the Docker socket.
   - C(extra_config) is deep-merged last. Keys that would contradict what the
     role writes (a second storage backend, a second run-queue configuration)
     are an error rather than a silently broken instance. With O(writable),
@@ -72,6 +79,10 @@ DOCKER_LAUNCHER_KEYS = ("image", "registry", "env_vars", "network", "networks", 
 DOCKER_KWARGS_REFUSED = {"image": "image", "environment": "env_vars", "network": "network or networks"}
 # The registry password goes into the services' environment file, never into dagster.yaml.
 DOCKER_REGISTRY_PASSWORD_ENV = "DAGSTER_DOCKER_REGISTRY_PASSWORD"
+# Where a run container finds the pgpass file it is given (read-only), and the
+# variable that tells libpq so.
+DOCKER_PGPASS_PATH = "/run/dagster/pgpass"
+PGPASSFILE_ENV = "PGPASSFILE"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _URL_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}\Z")
 # Sections of dagster.yaml that name a directory Dagster writes in, and the keys holding it.
@@ -238,6 +249,51 @@ def run_coordinator_section(settings):
     return {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator", "config": config}
 
 
+def _check_code_locations(settings):
+    """The docker launcher's webserver and daemon hold the Docker socket: they may load no user code."""
+    locations = settings.get("code_locations") or []
+    if not isinstance(locations, list):
+        _fail("dagster_code_locations", f"must be a list, got {type(locations).__name__}")
+    for index, location in enumerate(locations):
+        kind = location.get("type") if isinstance(location, dict) else None
+        if kind in ("module", "file"):
+            _fail(
+                f"dagster_code_locations[{index}].type",
+                f"{kind} runs the code of {location.get('name')!r} inside dagster-webserver and dagster-daemon, "
+                "which hold the Docker socket (root on the host) with dagster_run_launcher: docker; "
+                "deploy it as a grpc location (a code server of its own, without the socket)",
+            )
+    if settings.get("example_location") is True:
+        _fail(
+            "dagster_example_location",
+            "the example is a module location, loaded inside dagster-webserver and dagster-daemon, which hold "
+            "the Docker socket with dagster_run_launcher: docker; set it false and deploy code as grpc locations",
+        )
+
+
+def _run_files(settings):
+    """The files run containers mount read-only: {pgpass, ca_cert}, empty over the local socket."""
+    files = settings.get("docker_run_files") or {}
+    if not isinstance(files, dict):
+        _fail("docker_run_files", f"must be a map, got {type(files).__name__}")
+    for key, path in files.items():
+        if key not in ("pgpass", "ca_cert") or not isinstance(path, str) or not path.startswith("/"):
+            _fail(f"docker_run_files.{key}", f"must be pgpass or ca_cert with an absolute path, got {path!r}")
+    if files and "pgpass" not in files:
+        _fail("docker_run_files.pgpass", "is needed with the other run files")
+    return files
+
+
+def _volumes(kwargs):
+    volumes = kwargs.get("volumes", [])
+    if not isinstance(volumes, list) or not all(isinstance(v, str) and ":" in v for v in volumes):
+        _fail(
+            "dagster_docker_launcher.container_kwargs.volumes",
+            f"must be a list of 'HOST_PATH:CONTAINER_PATH[:MODE]' strings, got {volumes!r}",
+        )
+    return volumes
+
+
 def run_launcher_section(settings):
     kind = settings.get("run_launcher")
     if kind not in RUN_LAUNCHERS:
@@ -270,12 +326,23 @@ def run_launcher_section(settings):
     for item in env_vars:
         if not _ENV_NAME.match(item.partition("=")[0]):
             _fail("dagster_docker_launcher.env_vars", f"{item!r} does not start with a variable name")
+    # The database password never travels in a container's environment (docker inspect shows it).
+    password_env = (settings.get("postgres") or {}).get("password_env") or "DAGSTER_PG_PASSWORD"
+    for item in env_vars:
+        name = item.partition("=")[0]
+        if name in (password_env, PGPASSFILE_ENV):
+            _fail(
+                "dagster_docker_launcher.env_vars",
+                f"{name} is set by the role: run containers read the database password from a read-only "
+                "pgpass file, never from their environment, which docker inspect shows",
+            )
     kwargs = config.get("container_kwargs", {})
     if not isinstance(kwargs, dict):
         _fail("dagster_docker_launcher.container_kwargs", f"must be a map, got {type(kwargs).__name__}")
     for key, instead in DOCKER_KWARGS_REFUSED.items():
         if key in kwargs:
             _fail(f"dagster_docker_launcher.container_kwargs.{key}", f"is set by the launcher; use {instead} instead")
+    volumes = _volumes(kwargs)
     registry = config.get("registry")
     if registry is not None:
         if not isinstance(registry, dict) or sorted(map(str, registry)) != ["password", "url", "username"]:
@@ -284,21 +351,47 @@ def run_launcher_section(settings):
             if not isinstance(registry[key], str) or not registry[key]:
                 _fail(f"dagster_docker_launcher.registry.{key}", "must be a non-empty string")
         config["registry"] = dict(registry, password={"env": DOCKER_REGISTRY_PASSWORD_ENV})
-    # Variables the run containers need from the services' environment, by
-    # name: the database password when PostgreSQL is reached over TCP.
-    forwarded = settings.get("forward_env") or []
-    if not isinstance(forwarded, list):
-        _fail("forward_env", f"must be a list of variable names, got {type(forwarded).__name__}")
-    names = {item.partition("=")[0] for item in env_vars}
-    env_vars = env_vars + [name for name in forwarded if name not in names]
-    if env_vars:
-        config["env_vars"] = env_vars
+    files = _run_files(settings)
     if kind == "default":
         return {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"}
+    _check_code_locations(settings)
+    if files:
+        # The run reads dagster.yaml's {env: password_env}, empty here, so libpq
+        # reads PGPASSFILE; the CA certificate sits where sslrootcert names it.
+        mounts = [(files["pgpass"], DOCKER_PGPASS_PATH)]
+        root_cert = ((settings.get("postgres") or {}).get("params") or {}).get("sslrootcert")
+        if root_cert and "ca_cert" in files:
+            mounts.append((files["ca_cert"], root_cert))
+        for source, target in mounts:
+            taken = [v for v in volumes if v.split(":")[1] == target]
+            if taken:
+                _fail(
+                    "dagster_docker_launcher.container_kwargs.volumes",
+                    f"{taken[0]!r} mounts over {target}, where the role mounts {source}",
+                )
+        kwargs = dict(kwargs, volumes=volumes + [f"{source}:{target}:ro" for source, target in mounts])
+        config["container_kwargs"] = kwargs
+        env_vars = env_vars + [f"{password_env}=", f"{PGPASSFILE_ENV}={DOCKER_PGPASS_PATH}"]
+    if env_vars:
+        config["env_vars"] = env_vars
     section = {"module": "dagster_docker", "class": "DockerRunLauncher"}
     if config:
         section["config"] = config
     return section
+
+
+def _pgpass_field(value):
+    return str(value).replace("\\", "\\\\").replace(":", "\\:")
+
+
+def dagster_docker_pgpass(postgres, password):
+    """The pgpass line run containers read the database password from (host:port:database:user:password)."""
+    if not isinstance(postgres, dict) or any(not postgres.get(key) for key in ("host", "port", "database", "user")):
+        _fail("dagster_postgres", "needs host, port, database and user for the run containers' pgpass file")
+    if not isinstance(password, str) or not password or "\n" in password:
+        _fail("dagster_postgres_password", "must be a non-empty single-line string for the run containers' pgpass file")
+    fields = [postgres["host"], postgres["port"], postgres["database"], postgres["user"], password]
+    return ":".join(_pgpass_field(field) for field in fields) + "\n"
 
 
 def run_retries_section(settings):
@@ -412,4 +505,4 @@ class FilterModule:
     """Dagster instance filters."""
 
     def filters(self):
-        return {"dagster_instance": dagster_instance}
+        return {"dagster_instance": dagster_instance, "dagster_docker_pgpass": dagster_docker_pgpass}

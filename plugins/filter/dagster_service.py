@@ -65,16 +65,28 @@ except ImportError:  # pragma: no cover - lets the module load without Ansible
 MEMORY_MAX = re.compile(r"^([1-9][0-9]*[KMGT]?|([1-9][0-9]?|100)%|infinity)\Z")
 
 
+def limit_problem(field, value):
+    """What is wrong with a value of the limit `field` (memory_max or tasks_max); None when systemd takes it.
+
+    Shared with the code-location list (dagster_workspace), whose deployed
+    entries may set their own limits."""
+    if field == "memory_max":
+        if not isinstance(value, str) or not MEMORY_MAX.match(value):
+            return f"must be bytes with K, M, G or T, a percentage (1 to 100) or infinity, got {value!r}"
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 64:
+        return f"must be an integer >= 64, got {value!r}"
+    return None
+
+
 def dagster_service_policy(limits, prefix=""):
     if not isinstance(limits, dict):
         raise AnsibleFilterError(f"dagster_service_policy: expects a map of limits, got {limits!r}")
-    memory_max = limits.get("memory_max")
-    if not isinstance(memory_max, str) or not MEMORY_MAX.match(memory_max):
-        raise AnsibleFilterError(f"{prefix}memory_max: must be bytes with K, M, G or T, a percentage (1 to 100) "
-                                 f"or infinity, got {memory_max!r}")
-    tasks_max = limits.get("tasks_max")
-    if isinstance(tasks_max, bool) or not isinstance(tasks_max, int) or tasks_max < 64:
-        raise AnsibleFilterError(f"{prefix}tasks_max: must be an integer >= 64, got {tasks_max!r}")
+    for field in ("memory_max", "tasks_max"):
+        problem = limit_problem(field, limits.get(field))
+        if problem:
+            raise AnsibleFilterError(f"{prefix}{field}: {problem}")
+    memory_max, tasks_max = limits["memory_max"], limits["tasks_max"]
     return [
         "Restart=always",
         "RestartSec=2",

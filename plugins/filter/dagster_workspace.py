@@ -24,7 +24,10 @@ description:
   - A deployed C(grpc) location takes C(module) or C(file) (the code the server
     loads), C(attribute), C(working_directory), C(bind), C(source),
     C(packages), C(requirements_lock), C(environment), C(environment_files), C(read_write_paths),
-    C(memory_deny_write_execute), and for the docker run launcher either
+    C(memory_deny_write_execute), C(memory_max) and C(tasks_max) (the
+    limits of its unit, over the role-wide ones, in their form - bytes with K,
+    M, G or T, a percentage or C(infinity), and an integer of at least 64), and
+    for the docker run launcher either
     C(image) (the image its runs use) or C(image_build) (C(name) and C(base),
     an image the role builds from the location's code); see the
     dagster_code_location role.
@@ -80,6 +83,11 @@ try:
 except ImportError:  # pragma: no cover - lets the module load without Ansible
     AnsibleFilterError = ValueError  # type: ignore[misc,assignment]
 
+try:
+    from ansible_collections.dagsterops.dagster.plugins.filter.dagster_service import limit_problem
+except ImportError:  # the unit tests import the filters by file name, from plugins/filter
+    from dagster_service import limit_problem
+
 LOCATION_TYPES = ("grpc", "module", "file")
 
 # A location name becomes part of a systemd unit name and of Dagster's
@@ -115,6 +123,8 @@ DEPLOYMENT_KEYS = {
     "environment_files",
     "read_write_paths",
     "memory_deny_write_execute",
+    "memory_max",
+    "tasks_max",
     "image",
     "image_build",
 }
@@ -315,6 +325,11 @@ def _validate_deployed(index, name, location):
             )
     if "memory_deny_write_execute" in location and not isinstance(location["memory_deny_write_execute"], bool):
         _fail(index, name, "memory_deny_write_execute", f"must be true or false, got {location['memory_deny_write_execute']!r}")
+    for field in ("memory_max", "tasks_max"):
+        if field in location:
+            problem = limit_problem(field, location[field])
+            if problem:
+                _fail(index, name, field, problem)
     _validate_image(index, name, location, kind)
 
 
@@ -592,6 +607,9 @@ def _server(location, address, root, resolved=None, host=None):
         "environment_files": list(location.get("environment_files", [])),
         "read_write_paths": list(location.get("read_write_paths", [])),
         "memory_deny_write_execute": location.get("memory_deny_write_execute", True),
+        # None: the role-wide limits (dagster_code_location_memory_max, _tasks_max) apply.
+        "memory_max": location.get("memory_max"),
+        "tasks_max": location.get("tasks_max"),
         "image": location.get("image", ""),
         "image_build": dict(location["image_build"]) if "image_build" in location else None,
     }

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -198,21 +199,7 @@ def ansible_playbook(playbook, extra_vars=None, *args, env=None):
     """Run a playbook against the scenario's inventory, as molecule runs the converge.
 
     Returns (exit code, stdout + stderr, seconds)."""
-    inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
-    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
-    if extra_vars:
-        command += ["-e", json.dumps(extra_vars)]
-    environment = dict(
-        os.environ,
-        ANSIBLE_PIPELINING="true",
-        ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".ansible/collections"),
-        ANSIBLE_FORCE_COLOR="false",
-        ANSIBLE_NOCOLOR="true",
-        **(env or {}),
-    )
-    started = time.monotonic()
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
-    return result.returncode, result.stdout + result.stderr, time.monotonic() - started
+    return finish_playbook(start_playbook(playbook, extra_vars, *args, env=env))
 
 
 def psql(host, sql, database="dagster"):
@@ -272,7 +259,11 @@ def pause_job_worker_pids(db, run_id):
 
 _ARGV_SAMPLER = r"""
 import os, sys, time
-seen = set()
+needles = []
+if len(sys.argv) > 2:
+    with open(sys.argv[2], "rb") as f:
+        needles = [line for line in f.read().splitlines() if line]
+seen, checked = set(), set()
 with open(sys.argv[1], "a") as out:
     while True:
         for pid in os.listdir("/proc"):
@@ -286,19 +277,43 @@ with open(sys.argv[1], "a") as out:
                     seen.add(argv)
                     out.write(argv + "\n")
                     out.flush()
+                # A process whose environment holds a needle: its command line, marked (never the needle).
+                if needles and argv and (pid, argv) not in checked:
+                    checked.add((pid, argv))
+                    try:
+                        with open(f"/proc/{pid}/environ", "rb") as f:
+                            environ = f.read()
+                    except OSError:
+                        continue
+                    for index, needle in enumerate(needles):
+                        if needle in environ:
+                            out.write(f"{ENVIRON_MARK}{index} {argv}\n")
+                            out.flush()
         time.sleep(0.1)
 """
 ARGV_SAMPLES = "/root/argv-samples.txt"
+ARGV_NEEDLES = "/root/argv-sampler-needles"
+# The prefix of a sampled line whose process held one of the needles in its environment.
+ENVIRON_MARK = "environ-holds-needle: "
 
 
-def start_argv_sampler(host):
-    """Record every distinct command line on the host, sampled every 0.1 s, until stop_argv_sampler."""
-    code = base64.b64encode(_ARGV_SAMPLER.encode()).decode()
+def start_argv_sampler(host, environ_needles=()):
+    """Record every distinct command line on the host, sampled every 0.1 s, until stop_argv_sampler.
+
+    With environ_needles, the command line of each process whose environment holds
+    one of them is recorded again, after ENVIRON_MARK and the needle's index in
+    environ_needles (the needle itself is not)."""
+    code = base64.b64encode(_ARGV_SAMPLER.replace("ENVIRON_MARK", repr(ENVIRON_MARK)).encode()).decode()
     host.run("systemctl stop dagsterops-argv-sampler.service")
-    host.check_output(f"rm -f {ARGV_SAMPLES}")
+    host.check_output(f"rm -f {ARGV_SAMPLES} {ARGV_NEEDLES}")
+    needles = ""
+    if environ_needles:
+        lines = base64.b64encode("".join(f"{needle}\n" for needle in environ_needles).encode()).decode()
+        host.check_output(f"umask 077 && echo {lines} | base64 -d > {ARGV_NEEDLES}")
+        needles = f" {ARGV_NEEDLES}"
     host.check_output(
         "systemd-run --collect --unit=dagsterops-argv-sampler /usr/bin/python3 -c "
-        f"\"import base64; exec(base64.b64decode('{code}'))\" {ARGV_SAMPLES}")
+        f"\"import base64; exec(base64.b64decode('{code}'))\" {ARGV_SAMPLES}{needles}")
     deadline = time.monotonic() + 10
     while host.run(f"test -s {ARGV_SAMPLES}").rc != 0:
         assert time.monotonic() < deadline, "the command-line sampler did not start"
@@ -308,6 +323,7 @@ def start_argv_sampler(host):
 def stop_argv_sampler(host):
     """The command lines recorded since start_argv_sampler."""
     host.check_output("systemctl stop dagsterops-argv-sampler.service")
+    host.check_output(f"rm -f {ARGV_NEEDLES}")
     return host.check_output(f"cat {ARGV_SAMPLES}")
 
 
@@ -339,3 +355,34 @@ def frozen_packages(host, python, uv="/opt/dagster/tools/bin/uv"):
 def python_version(host, python):
     """major.minor of `python` on `host`."""
     return host.check_output(f"{python} -c 'import sys;print(\"%d.%d\" % sys.version_info[:2])'")
+
+
+def start_playbook(playbook, extra_vars=None, *args, env=None):
+    """ansible_playbook in the background: (the process, its output file, the start time).
+
+    finish_playbook waits for it and returns what ansible_playbook returns."""
+    inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
+    if extra_vars:
+        command += ["-e", json.dumps(extra_vars)]
+    environment = dict(
+        os.environ,
+        ANSIBLE_PIPELINING="true",
+        ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".ansible/collections"),
+        ANSIBLE_FORCE_COLOR="false",
+        ANSIBLE_NOCOLOR="true",
+        **(env or {}),
+    )
+    output = tempfile.TemporaryFile(mode="w+")
+    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, text=True, env=environment)
+    return process, output, time.monotonic()
+
+
+def finish_playbook(started):
+    """Wait for a playbook from start_playbook: (exit code, output, seconds)."""
+    process, output, began = started
+    returncode = process.wait()
+    output.seek(0)
+    text = output.read()
+    output.close()
+    return returncode, text, time.monotonic() - began

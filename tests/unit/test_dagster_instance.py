@@ -27,6 +27,8 @@ DEFAULT_SETTINGS = {
     "dequeue_interval_seconds": 2,
     "run_launcher": "default",
     "docker": {},
+    "code_locations": [],
+    "example_location": False,
     "run_retries": {"max_retries": 0, "retry_on_asset_or_op_failure": True},
     "run_monitoring": {
         "enabled": True,
@@ -50,7 +52,7 @@ TAG_LIMITS = [
 DOCKER = {
     "image": "registry.example.net/etl:1",
     "network": "dagster",
-    "env_vars": ["DAGSTER_PG_PASSWORD", "MODE=prod"],
+    "env_vars": ["API_TOKEN", "MODE=prod"],
     "container_kwargs": {"volumes": ["/srv/data:/data"]},
 }
 _DELETE = object()
@@ -93,9 +95,9 @@ def test_fixture_is_what_the_role_passes_with_its_defaults(repo_root):
     defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
     role_vars = yaml.safe_load((role / "vars" / "main.yml").read_text())
     rendered = _render(role_vars["_dagster_instance_settings"], {**defaults, **role_vars})
-    # An expression, not a plain variable: the password's variable name over TCP, nothing over the socket.
-    forward_env = rendered.pop("forward_env")
-    assert forward_env == "{{ [] if _dagster_postgres_local else [_dagster_postgres_password_env] }}"
+    # An expression, not a plain variable: the run containers' files with docker over TCP, none otherwise.
+    run_files = rendered.pop("docker_run_files")
+    assert "if _dagster_docker and not _dagster_postgres_local else {}" in run_files
     # Also an expression: the verify-full defaults under the user's params over TCP, the user's ({}) over the socket.
     params = role_vars["_dagster_postgres_params"]
     assert "{} if _dagster_postgres_local else" in params and "combine(dagster_postgres_params)" in params
@@ -104,7 +106,10 @@ def test_fixture_is_what_the_role_passes_with_its_defaults(repo_root):
 
 
 def test_filter_is_registered():
-    assert dagster_instance.FilterModule().filters() == {"dagster_instance": instance}
+    assert dagster_instance.FilterModule().filters() == {
+        "dagster_instance": instance,
+        "dagster_docker_pgpass": dagster_instance.dagster_docker_pgpass,
+    }
 
 
 # ---------------------------------------------------------------- sections

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from dagster_service import dagster_service_policy
+from dagster_service import dagster_service_policy, limit_problem
 
 
 def test_the_policy_lines():
@@ -39,3 +39,10 @@ def test_task_limits_refused(tasks_max):
 def test_the_prefix_names_the_roles_variable():
     with pytest.raises(AnsibleFilterError, match="^dagster_service_memory_max: must be"):
         dagster_service_policy({"memory_max": "2GB", "tasks_max": 4096}, prefix="dagster_service_")
+
+
+def test_the_limit_check_is_the_one_the_policy_applies():
+    # dagster_workspace checks a code location's own limits with it.
+    assert limit_problem("memory_max", "768M") is None and limit_problem("tasks_max", 256) is None
+    assert limit_problem("memory_max", "2GB").startswith("must be bytes")
+    assert limit_problem("tasks_max", 63) == "must be an integer >= 64, got 63"

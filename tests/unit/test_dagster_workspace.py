@@ -269,6 +269,15 @@ DEPLOYED_ERRORS = {
     ),
     "read-write-paths-not-list": ({**DEPLOYED, "name": "b", "port": 4001, "read_write_paths": "/srv"}, "read_write_paths"),
     "mdwe-not-bool": ({**DEPLOYED, "name": "b", "port": 4001, "memory_deny_write_execute": "no"}, "memory_deny_write_execute"),
+    "memory-max-unitless-suffix": ({**DEPLOYED, "name": "b", "port": 4001, "memory_max": "2GB"}, "memory_max"),
+    "memory-max-number": ({**DEPLOYED, "name": "b", "port": 4001, "memory_max": 2048}, "memory_max"),
+    "memory-max-over-100-percent": ({**DEPLOYED, "name": "b", "port": 4001, "memory_max": "120%"}, "memory_max"),
+    "memory-max-line-break": (
+        {**DEPLOYED, "name": "b", "port": 4001, "memory_max": "1G\nExecStartPre=/bin/sh"}, "memory_max"),
+    "tasks-max-too-low": ({**DEPLOYED, "name": "b", "port": 4001, "tasks_max": 10}, "tasks_max"),
+    "tasks-max-string": ({**DEPLOYED, "name": "b", "port": 4001, "tasks_max": "512"}, "tasks_max"),
+    "tasks-max-bool": ({**DEPLOYED, "name": "b", "port": 4001, "tasks_max": True}, "tasks_max"),
+    "limit-on-a-module-location": ({**MODULE, "name": "b", "memory_max": "1G"}, "memory_max"),
     "unknown-key": ({**DEPLOYED, "name": "b", "port": 4001, "restart": "always"}, "restart"),
     "port-missing": (_without({**DEPLOYED, "name": "b"}, "port"), "port"),
     "same-host-same-port": ({**DEPLOYED, "name": "b", "module": "other"}, "port"),
@@ -369,12 +378,25 @@ def test_servers_are_those_of_the_host_with_paths_and_command_line():
         "environment_files": [],
         "read_write_paths": [],
         "memory_deny_write_execute": True,
+        "memory_max": None,
+        "tasks_max": None,
         "image": "",
         "image_build": None,
     }
     assert jit["target"] == ["--python-file", "/opt/dagster/code-locations/jit/src/defs.py", "--attribute", "defs"]
     assert jit["memory_deny_write_execute"] is False and jit["environment"] == {"A": "1"}
     assert jit["source"] == {"kind": "directory", "directory": "/src/jit"}
+
+
+def test_a_location_carries_its_own_limits_to_its_server():
+    limited = {**DEPLOYED, "memory_max": "768M", "tasks_max": 256}
+    assert workspace([limited], addresses=ADDRESSES)["load_from"] == [
+        {"grpc_server": {"host": "10.0.0.12", "port": 4000, "location_name": "etl"}}]
+    (server,) = servers([limited], "code1", ADDRESSES)
+    assert (server["memory_max"], server["tasks_max"]) == ("768M", 256)
+    for memory_max in ("2G", "25%", "infinity"):
+        (server,) = servers([{**DEPLOYED, "memory_max": memory_max}], "code1", ADDRESSES)
+        assert (server["memory_max"], server["tasks_max"]) == (memory_max, None)
 
 
 @pytest.mark.parametrize(

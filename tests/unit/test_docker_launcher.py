@@ -1,8 +1,10 @@
 """The docker run launcher across the filters.
 
 dagster_instance: the DockerRunLauncher section of dagster.yaml (its keys, the
-variables forwarded into run containers, the registry password kept out of the
-file); dagster_workspace: the run image of a deployed code location (`image`,
+read-only pgpass file and CA certificate run containers get instead of the
+password in their environment, the registry password kept out of the file,
+grpc locations alone beside the Docker socket); dagster_docker_pgpass: the
+line of that pgpass file; dagster_workspace: the run image of a deployed code location (`image`,
 or `image_build` for one the role builds); dagster_deployment: a docker
 launcher needs its database over TCP.
 """
@@ -26,7 +28,7 @@ from test_dagster_instance import DEFAULT_SETTINGS
 # ================================================================ dagster_instance
 
 # The settings the dagster role passes with its defaults (PostgreSQL over the local socket).
-BASE_SETTINGS = {**copy.deepcopy(DEFAULT_SETTINGS), "forward_env": []}
+BASE_SETTINGS = {**copy.deepcopy(DEFAULT_SETTINGS), "docker_run_files": {}}
 
 SECRET = "s3cr3t-registry-password"
 REGISTRY = {"url": "registry.example.net", "username": "robot", "password": SECRET}
@@ -49,10 +51,22 @@ def settings(docker=None, **changes):
     return result
 
 
+RUN_FILES = {"pgpass": "/etc/dagster-docker-run/pgpass", "ca_cert": "/etc/dagster-docker-run/postgresql-ca.crt"}
+CA_FILE = "/etc/dagster/postgresql-ca.crt"
+TLS = {"sslmode": "verify-full", "sslrootcert": CA_FILE, "channel_binding": "require"}
+# What the role adds for PostgreSQL over TCP: the password variable empty, libpq pointed at the file.
+RUN_ENV = ["DAGSTER_PG_PASSWORD=", "PGPASSFILE=/run/dagster/pgpass"]
+RUN_VOLUMES = [
+    "/etc/dagster-docker-run/pgpass:/run/dagster/pgpass:ro",
+    f"/etc/dagster-docker-run/postgresql-ca.crt:{CA_FILE}:ro",
+]
+
+
 def tcp(docker=None, **changes):
-    """The docker launcher with PostgreSQL over TCP: the role forwards the password variable."""
-    result = settings(docker, forward_env=["DAGSTER_PG_PASSWORD"], **changes)
+    """The docker launcher with PostgreSQL over TCP (verify-full): the role's run files are mounted."""
+    result = settings(docker, docker_run_files=copy.deepcopy(RUN_FILES), **changes)
     result["postgres"]["host"] = "db1.example.net"
+    result["postgres"]["params"] = dict(TLS)
     return result
 
 
@@ -99,43 +113,157 @@ def test_a_single_network_is_carried():
 
 
 # (the user's env_vars or None when unset, the env_vars dagster.yaml gets)
-FORWARDED = {
-    "unset": (None, ["DAGSTER_PG_PASSWORD"]),
-    "empty": ([], ["DAGSTER_PG_PASSWORD"]),
-    "other-names": (["MODE=prod", "API_TOKEN"], ["MODE=prod", "API_TOKEN", "DAGSTER_PG_PASSWORD"]),
-    "already-by-name": (["DAGSTER_PG_PASSWORD", "A"], ["DAGSTER_PG_PASSWORD", "A"]),
-    "already-with-value": (["A", "DAGSTER_PG_PASSWORD=from-the-user"], ["A", "DAGSTER_PG_PASSWORD=from-the-user"]),
-    "prefix-is-another-name": (["DAGSTER_PG_PASSWORD_OLD"], ["DAGSTER_PG_PASSWORD_OLD", "DAGSTER_PG_PASSWORD"]),
+RUN_ENV_CASES = {
+    "unset": (None, RUN_ENV),
+    "empty": ([], RUN_ENV),
+    "other-names": (["MODE=prod", "API_TOKEN"], ["MODE=prod", "API_TOKEN", *RUN_ENV]),
+    "prefix-is-another-name": (["DAGSTER_PG_PASSWORD_OLD"], ["DAGSTER_PG_PASSWORD_OLD", *RUN_ENV]),
 }
 
 
-@pytest.mark.parametrize(("env_vars", "expected"), list(FORWARDED.values()), ids=list(FORWARDED))
-def test_forwarded_variables_are_appended_by_name_once(env_vars, expected):
+@pytest.mark.parametrize(("env_vars", "expected"), list(RUN_ENV_CASES.values()), ids=list(RUN_ENV_CASES))
+def test_run_containers_get_the_password_variable_empty_and_the_pgpass_file(env_vars, expected):
     docker = {"image": "etl:1"} if env_vars is None else {"image": "etl:1", "env_vars": env_vars}
     config = instance(tcp(docker))["run_launcher"]["config"]
     assert config["env_vars"] == expected
+    assert config["container_kwargs"] == {"volumes": RUN_VOLUMES}
     assert config["image"] == "etl:1"
 
 
-def test_forwarded_variables_alone_make_a_config():
-    assert run_launcher_section(tcp()) == {**DOCKER_SECTION, "config": {"env_vars": ["DAGSTER_PG_PASSWORD"]}}
+def test_the_run_files_alone_make_a_config():
+    assert run_launcher_section(tcp()) == {
+        **DOCKER_SECTION,
+        "config": {"env_vars": RUN_ENV, "container_kwargs": {"volumes": RUN_VOLUMES}},
+    }
 
 
-def test_several_forwarded_variables_keep_their_order():
-    given = settings({"env_vars": ["B"]}, forward_env=["A", "B", "C"])
-    assert run_launcher_section(given)["config"]["env_vars"] == ["B", "A", "C"]
+def test_the_users_volumes_come_first_and_other_kwargs_stay():
+    given = tcp({"container_kwargs": {"volumes": ["/srv/data:/data:ro"], "mem_limit": "1g"}})
+    kwargs = run_launcher_section(given)["config"]["container_kwargs"]
+    assert kwargs == {"volumes": ["/srv/data:/data:ro", *RUN_VOLUMES], "mem_limit": "1g"}
 
 
-def test_the_tcp_storage_reads_the_password_the_containers_get():
+def test_the_ca_certificate_is_mounted_where_sslrootcert_names_it():
+    given = tcp()
+    given["postgres"]["params"]["sslrootcert"] = "/srv/pki/db-ca.pem"
+    volumes = run_launcher_section(given)["config"]["container_kwargs"]["volumes"]
+    assert volumes == [RUN_VOLUMES[0], "/etc/dagster-docker-run/postgresql-ca.crt:/srv/pki/db-ca.pem:ro"]
+
+
+@pytest.mark.parametrize("params", [{"sslmode": "require"}, {}], ids=["require", "no-params"])
+def test_without_sslrootcert_only_the_pgpass_file_is_mounted(params):
+    given = tcp()
+    given["postgres"]["params"] = params
+    assert run_launcher_section(given)["config"]["container_kwargs"]["volumes"] == RUN_VOLUMES[:1]
+
+
+def test_the_tcp_storage_reads_the_variable_the_containers_get_empty():
     result = instance(tcp({"image": "etl:1"}))
     password_env = result["storage"]["postgres"]["postgres_db"]["password"]["env"]
-    assert password_env in result["run_launcher"]["config"]["env_vars"]
+    assert f"{password_env}=" in result["run_launcher"]["config"]["env_vars"]
+    assert password_env not in result["run_launcher"]["config"]["env_vars"]
 
 
-def test_the_default_launcher_forwards_nothing():
+def test_the_default_launcher_mounts_nothing():
     given = copy.deepcopy(BASE_SETTINGS)
-    given["forward_env"] = ["DAGSTER_PG_PASSWORD"]
+    given["docker_run_files"] = copy.deepcopy(RUN_FILES)
     assert run_launcher_section(given) == {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"}
+
+
+@pytest.mark.parametrize(
+    "env_vars",
+    [["DAGSTER_PG_PASSWORD"], ["A", "DAGSTER_PG_PASSWORD=from-the-user"], ["PGPASSFILE=/tmp/x"]],
+    ids=["password-by-name", "password-with-value", "pgpassfile"],
+)
+def test_the_password_variables_may_not_be_forwarded(filter_error, assert_field, env_vars):
+    for given in (tcp({"env_vars": env_vars}), settings({"env_vars": env_vars})):
+        message = filter_error(instance, given)
+        assert_field(message, "dagster_docker_launcher.env_vars")
+        assert "read-only pgpass file" in message and "docker inspect" in message
+        assert "from-the-user" not in message
+
+
+@pytest.mark.parametrize(
+    ("volumes", "problem"),
+    [
+        ({"/a": {"bind": "/a"}}, "must be a list"),
+        (["/a"], "must be a list"),
+        (["/srv/pass:/run/dagster/pgpass:ro"], "mounts over /run/dagster/pgpass"),
+        ([f"/srv/ca.pem:{CA_FILE}"], f"mounts over {CA_FILE}"),
+    ],
+    ids=["a-map", "no-target", "over-the-pgpass", "over-the-ca"],
+)
+def test_volumes_that_the_role_cannot_extend_are_refused(filter_error, assert_field, volumes, problem):
+    message = filter_error(instance, tcp({"container_kwargs": {"volumes": volumes}}))
+    assert_field(message, "dagster_docker_launcher.container_kwargs.volumes")
+    assert problem in message
+
+
+@pytest.mark.parametrize(
+    ("run_files", "field"),
+    [("ABC", "docker_run_files"), ({"ca_cert": "/x"}, "docker_run_files.pgpass"), ({"pgpass": "x"}, "docker_run_files.pgpass")],
+    ids=["not-a-map", "no-pgpass", "relative"],
+)
+def test_bad_run_files_are_rejected(filter_error, assert_field, run_files, field):
+    given = tcp()
+    given["docker_run_files"] = run_files
+    assert_field(filter_error(run_launcher_section, given), field)
+
+
+# ---------------------------------------------------------------- no user code beside the Docker socket
+
+MODULE = {"name": "etl", "type": "module", "module": "etl.definitions"}
+FILE = {"name": "adhoc", "type": "file", "file": "/srv/adhoc/defs.py"}
+GRPC = {"name": "etl", "type": "grpc", "host": "code1", "port": 4000}
+
+
+@pytest.mark.parametrize(
+    ("locations", "field"),
+    [([MODULE], "dagster_code_locations[0].type"), ([GRPC, FILE], "dagster_code_locations[1].type")],
+    ids=["module", "file-second"],
+)
+def test_module_and_file_locations_are_refused_with_the_docker_launcher(filter_error, assert_field, locations, field):
+    for given in (settings(code_locations=locations), tcp(code_locations=locations)):
+        message = filter_error(instance, given)
+        assert_field(message, field)
+        assert "Docker socket" in message and "grpc" in message
+
+
+def test_the_example_location_is_refused_with_the_docker_launcher(filter_error, assert_field):
+    message = filter_error(instance, tcp(example_location=True))
+    assert_field(message, "dagster_example_location")
+    assert "Docker socket" in message
+
+
+def test_grpc_locations_pass_with_the_docker_launcher():
+    assert instance(tcp(code_locations=[GRPC, {**GRPC, "name": "b"}]))["run_launcher"]["class"] == "DockerRunLauncher"
+
+
+def test_module_locations_pass_with_the_default_launcher():
+    given = copy.deepcopy(BASE_SETTINGS)
+    given.update(code_locations=[MODULE, FILE], example_location=True)
+    assert instance(given)["run_launcher"]["class"] == "DefaultRunLauncher"
+
+
+# ---------------------------------------------------------------- dagster_docker_pgpass
+
+POSTGRES = {"host": "db1.example.net", "port": 5432, "database": "dagster", "user": "dagster"}
+
+
+def test_the_pgpass_line_names_the_connection_and_escapes_colons_and_backslashes():
+    line = dagster_instance.dagster_docker_pgpass(POSTGRES, "a:b\\c")
+    assert line == "db1.example.net:5432:dagster:dagster:a\\:b\\\\c\n"
+
+
+@pytest.mark.parametrize("password", ["", None, "two\nlines"], ids=["empty", "none", "newline"])
+def test_a_password_unfit_for_pgpass_is_refused_without_echo(filter_error, assert_field, password):
+    message = filter_error(dagster_instance.dagster_docker_pgpass, POSTGRES, password)
+    assert_field(message, "dagster_postgres_password")
+    assert "two" not in message
+
+
+def test_a_pgpass_line_needs_the_whole_connection(filter_error, assert_field):
+    assert_field(filter_error(dagster_instance.dagster_docker_pgpass, {**POSTGRES, "host": ""}, "pw"), "dagster_postgres")
 
 
 def test_the_registry_password_is_written_nowhere():
@@ -311,7 +439,7 @@ def test_the_refused_container_kwargs_are_those_dagster_docker_refuses(key):
 
 @pytest.mark.parametrize(
     "given",
-    [settings(), tcp(FULL_DOCKER), tcp({"image": "etl:1", "network": "dagster", "env_vars": ["DAGSTER_PG_PASSWORD=x"]})],
+    [settings(), tcp(FULL_DOCKER), tcp({"image": "etl:1", "network": "dagster", "env_vars": ["MODE=x"]})],
     ids=["no-config", "full", "single-network"],
 )
 def test_the_config_passes_the_docker_run_launchers_schema(monkeypatch, given):
@@ -628,8 +756,3 @@ def test_hosts_outside_the_instance_group_are_not_checked():
 def test_docker_settings_are_checked_with_the_default_launcher_too(filter_error, assert_field, docker, field):
     message = filter_error(run_launcher_section, {"run_launcher": "default", "docker": docker})
     assert_field(message, field)
-
-
-def test_forward_env_must_be_a_list(filter_error, assert_field):
-    message = filter_error(run_launcher_section, {"run_launcher": "docker", "docker": {}, "forward_env": "ABC"})
-    assert_field(message, "forward_env")

@@ -14,11 +14,11 @@ from dagster_checks import (
     journal,
     launch_run,
     locked_pins,
-    pause_config,
     pause_job_worker_pids,
     psql,
     python_version,
     run_status,
+    wait_for,
     wait_for_run,
     wait_until_started,
 )
@@ -57,17 +57,58 @@ def _fingerprint(host, path):
     return host.check_output(f"stat -c '%U:%G %a' {path}"), host.check_output(f"sha256sum {path}").split()[0]
 
 
+# A run in flight on each location type of the scenario (molecule.yml): it waits for its release file,
+# for an hour at most (three converges took over 20 minutes on a test machine under heavy load).
+IN_FLIGHT = {"module": "example", "file": "example_file"}
+UNITS = ("dagster-webserver", "dagster-daemon")
+# A location added by the second converge: the example's file location under another name.
+ADDED_LOCATION = {"name": "example_file_added", "type": "file", "working_directory": "/opt/dagster/examples",
+                  "file": "/opt/dagster/examples/dagster_example/file_location.py"}
+SCENARIO_LOCATIONS = [{**ADDED_LOCATION, "name": "example_file"}]
+# The converges the runs live through, each named by the kinds of change it makes; the last one
+# brings the scenario's own configuration back (and so changes every kind once more).
+CONVERGES = {
+    "dagster.yaml and the service environment": {
+        "dagster_max_concurrent_runs": 9, "dagster_environment": {"DAGSTEROPS_TEST_CHANGE": "1"}},
+    "workspace.yaml and a unit option": {
+        "dagster_code_locations": SCENARIO_LOCATIONS + [ADDED_LOCATION], "dagster_service_tasks_max": 2048},
+    "every kind back to the scenario's configuration": None,
+}
+
+
+def _pids(host):
+    return {unit: host.check_output(f"systemctl show -p MainPID --value {unit}") for unit in UNITS}
+
+
+def _what_a_converge_changed(host):
+    """The value each kind of change sets, as the host has it now."""
+    import yaml
+
+    instance = yaml.safe_load(host.file(f"{HOME}/dagster.yaml").content_string)
+    workspace = yaml.safe_load(host.file(f"{HOME}/workspace.yaml").content_string)
+    daemon = host.check_output("systemctl show -p MainPID --value dagster-daemon")
+    environ = host.check_output(f"tr '\\0' '\\n' < /proc/{daemon}/environ")
+    return {
+        "dagster.yaml": instance["run_coordinator"]["config"]["max_concurrent_runs"],
+        "service environment": "DAGSTEROPS_TEST_CHANGE=1" in environ.splitlines(),
+        "workspace.yaml": sorted(next(iter(entry.values()))["location_name"] for entry in workspace["load_from"]),
+        "unit option": host.check_output("systemctl show -p TasksMax --value dagster-daemon"),
+    }
+
+
 @pytest.fixture(scope="module")
 def converged_with_changes(host):
-    """A converge that changes dagster.yaml and the service environment, with a run in flight.
+    """Three converges, one after the other, with a run in flight on the module and the file location.
 
-    Before it, job code plants symbolic links to /etc/shadow and to a root-owned
-    sentinel under every name in the directory it can write. Yields (run id,
-    final status, statuses seen, which units restarted while the run was in
-    progress, sentinels before, sentinels after).
+    Before them, job code plants symbolic links to /etc/shadow and to a root-owned
+    sentinel under every name in the directory it can write. The runs wait for
+    their release files, created once the last converge is done. Yields a map
+    with, per converge, what it changed, whether it restarted the units and the
+    runs' states after it; per location type, the run's id, final status and
+    statuses seen; and the sentinels' fingerprints before and after.
     """
     if host.backend.host != "dagster-aio-debian12":
-        pytest.skip("one host is enough: the converge takes minutes")
+        pytest.skip("one host is enough: the converges take minutes")
     sentinel = "/root/dagster-sentinel"
     host.check_output(f"echo root-only > {sentinel} && chmod 0600 {sentinel}")
     watched = ["/etc/shadow", sentinel]
@@ -78,49 +119,68 @@ def converged_with_changes(host):
         planted = as_dagster(host, f"ln -s {target} {STORAGE}/{name}")
         assert planted.rc == 0, planted.stderr
 
-    # Longer than the converge: the restarts happen while it runs.
-    run_id = launch_run(host, "example", "pause_job", run_config=pause_config(180))
-    wait_until_started(host, run_id)
-    pids = {
-        unit: host.check_output(f"systemctl show -p MainPID --value {unit}")
-        for unit in ("dagster-webserver", "dagster-daemon")
+    releases = {kind: f"{STORAGE}/release-{kind}" for kind in IN_FLIGHT}
+    as_dagster(host, " ".join(f"rm -f {path};" for path in releases.values()))
+    runs = {
+        kind: launch_run(host, location, "pause_job",
+                         run_config={"ops": {"pause": {"config": {"seconds": 3600, "release_file": releases[kind]}}}})
+        for kind, location in IN_FLIGHT.items()
     }
-    rc, output, seconds = ansible_playbook(
-        PROJECT / "playbooks/site.yml",
-        {"dagster_max_concurrent_runs": 9, "dagster_environment": {"DAGSTEROPS_TEST_CHANGE": "1"}},
-        "--limit", host.backend.host,
-    )
-    print(f"converge with a run in flight: {seconds:.0f} s")
-    assert rc == 0, output[-3000:]
-    restarted = {
-        unit: host.check_output(f"systemctl show -p MainPID --value {unit}") != pid for unit, pid in pids.items()
+    for run_id in runs.values():
+        wait_until_started(host, run_id)
+    workers = {
+        kind: wait_for(lambda r=run_id: pause_job_worker_pids(host, r)["started"], 60, message=f"{kind} run's worker")[0]
+        for kind, run_id in runs.items()
     }
-    still_running = run_status(host, run_id)["status"] == "STARTED"
-    status, waited, seen = wait_for_run(host, run_id, timeout=240)
+    converges = {}
+    for name, extra_vars in CONVERGES.items():
+        pids = _pids(host)
+        rc, output, seconds = ansible_playbook(PROJECT / "playbooks/site.yml", extra_vars, "--limit", host.backend.host)
+        print(f"converge changing {name}, with runs in flight: {seconds:.0f} s")
+        assert rc == 0, output[-3000:]
+        converges[name] = {
+            "restarted": {unit: pid != pids[unit] for unit, pid in _pids(host).items()},
+            "runs": {kind: run_status(host, run_id)["status"] for kind, run_id in runs.items()},
+            "workers alive": {kind: host.run(f"kill -0 {pid}").rc == 0 for kind, pid in workers.items()},
+            "changed": _what_a_converge_changed(host),
+        }
+    as_dagster(host, " ".join(f"touch {path};" for path in releases.values()))
+    ended = {kind: (run_id,) + wait_for_run(host, run_id, timeout=120)[::2] for kind, run_id in runs.items()}
     after = {path: _fingerprint(host, path) for path in watched}
-    yield run_id, status, seen, {unit: done and still_running for unit, done in restarted.items()}, before, after
-    # Back to the scenario's configuration.
-    rc, output, _ = ansible_playbook(PROJECT / "playbooks/site.yml", None, "--limit", host.backend.host)
-    assert rc == 0, output[-3000:]
-    as_dagster(host, " ".join(f"rm -f {STORAGE}/{name};" for name in names))
+    yield {"converges": converges, "runs": ended, "before": before, "after": after}
+    as_dagster(host, " ".join(f"rm -f {STORAGE}/{name};" for name in names + [p.split("/")[-1] for p in releases.values()]))
     host.run(f"rm -f {sentinel}")
 
 
-def test_the_converge_restarted_the_webserver_and_the_daemon_under_the_run(converged_with_changes):
-    _, _, _, restarted_under_the_run, _, _ = converged_with_changes
-    assert restarted_under_the_run == {"dagster-webserver": True, "dagster-daemon": True}
+@pytest.mark.parametrize("converge", list(CONVERGES))
+def test_each_converge_restarted_the_webserver_and_the_daemon_under_the_runs(converged_with_changes, converge):
+    seen = converged_with_changes["converges"][converge]
+    assert seen["restarted"] == {"dagster-webserver": True, "dagster-daemon": True}, seen
+    assert seen["runs"] == {kind: "STARTED" for kind in IN_FLIGHT}, seen
+    assert seen["workers alive"] == {kind: True for kind in IN_FLIGHT}, seen
 
 
-def test_a_run_in_flight_finishes_in_the_same_worker(host, converged_with_changes):
-    run_id, status, seen, _, _, _ = converged_with_changes
+def test_each_converge_made_the_changes_it_is_named_for(converged_with_changes):
+    changed = {name: seen["changed"] for name, seen in converged_with_changes["converges"].items()}
+    scenario = {"dagster.yaml": 10, "service environment": False,
+                "workspace.yaml": ["example", "example_file"], "unit option": "4096"}
+    first, second, last = changed.values()
+    assert first == {**scenario, "dagster.yaml": 9, "service environment": True}, first
+    assert second == {**scenario, "workspace.yaml": ["example", "example_file", "example_file_added"],
+                      "unit option": "2048"}, second
+    assert last == scenario, last
+
+
+@pytest.mark.parametrize("kind", list(IN_FLIGHT))
+def test_a_run_in_flight_finishes_in_the_same_worker(host, converged_with_changes, kind):
+    run_id, status, seen = converged_with_changes["runs"][kind]
     assert status == "SUCCESS", (seen, journal(host, "dagster-daemon"))
     logged = pause_job_worker_pids(host, run_id)
     assert len(logged["started"]) == 1 and logged["finished"] == logged["started"], logged
 
 
 def test_planted_links_changed_nothing_of_root(converged_with_changes):
-    _, _, _, _, before, after = converged_with_changes
-    assert after == before
+    assert converged_with_changes["after"] == converged_with_changes["before"]
 
 
 def _main_pids(host):

@@ -1,7 +1,10 @@
 """The docker run launcher end to end: the instance host was converged with the
 default launcher (prepare.yml), switched to docker with one variable, and each
 run now starts in a container of the location's own image on the test host's
-Docker engine, reaching PostgreSQL over the scenario's network."""
+Docker engine, reaching PostgreSQL over the scenario's network with TLS
+(verify-full). No secret shows in `docker inspect` of a run container (the
+password is in a read-only pgpass file) nor in `docker history` of the run
+image (the install environment is a BuildKit secret)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,13 @@ BASE = "dagsterops-systemd:debian12"
 ENV_FILE = "/etc/dagster/code-locations/example.env"
 PASSWORD_ENV = "DAGSTER_PG_PASSWORD"
 LOCATION_UNIT = "dagster-code-location@example.service"
+SCENARIO = yaml.safe_load((Path(__file__).parents[1] / "molecule.yml").read_text())
+GROUP_VARS = SCENARIO["provisioner"]["inventory"]["group_vars"]["all"]
+RUN_FILES = GROUP_VARS["dagster_docker_run_files_dir"]
+CA_FILE = "/etc/dagster/postgresql-ca.crt"
+PGPASS_IN_CONTAINER = "/run/dagster/pgpass"
+# The install environment the scenario gives the image build (a secret-looking value).
+INSTALL_SECRETS = list(GROUP_VARS["dagster_code_location_install_environment"].values())
 
 
 def docker(*args):
@@ -99,10 +109,20 @@ def test_dagster_yaml_names_the_docker_launcher_and_no_secret(host, password):
         "class": "DockerRunLauncher",
         "config": {
             "network": "dagster-docker",
-            "env_vars": [PASSWORD_ENV],
-            "container_kwargs": {"mem_limit": "1g", "labels": {"dagsterops.scenario": "docker"}},
+            # The storage reads the variable, empty in the container: libpq reads PGPASSFILE.
+            "env_vars": [f"{PASSWORD_ENV}=", f"PGPASSFILE={PGPASS_IN_CONTAINER}"],
+            "container_kwargs": {
+                "mem_limit": "1g",
+                "labels": {"dagsterops.scenario": "docker"},
+                "volumes": [
+                    f"{RUN_FILES}/pgpass:{PGPASS_IN_CONTAINER}:ro",
+                    f"{RUN_FILES}/postgresql-ca.crt:{CA_FILE}:ro",
+                ],
+            },
         },
     }
+    params = yaml.safe_load(text)["storage"]["postgres"]["postgres_db"]["params"]
+    assert params == {"sslmode": "verify-full", "sslrootcert": CA_FILE, "channel_binding": "require"}
 
 
 @pytest.mark.parametrize("unit", ["dagster-webserver.service", "dagster-daemon.service"])
@@ -161,11 +181,67 @@ def test_the_run_is_stored_in_postgresql(host, docker_run):
     assert int(psql(host, f"SELECT count(*) FROM event_logs WHERE run_id='{run_id}'")) > 10
 
 
-def test_no_password_in_the_container_beyond_the_forwarded_variable(docker_run, password):
+def test_docker_inspect_of_the_run_container_shows_no_secret(docker_run, password):
     container = docker_run[1]
-    assert [e for e in container["Config"]["Env"] if password in e] == [f"{PASSWORD_ENV}={password}"]
-    without_env = dict(container, Config=dict(container["Config"], Env=[]))
-    assert password not in json.dumps(without_env)
+    text = docker("container", "inspect", container["Id"])
+    for secret in [password, *INSTALL_SECRETS]:
+        assert secret not in text, f"{secret[:6]}... in docker inspect of the run container"
+    env = [e for e in container["Config"]["Env"] if e.startswith((f"{PASSWORD_ENV}=", "PGPASSFILE="))]
+    assert sorted(env) == [f"{PASSWORD_ENV}=", f"PGPASSFILE={PGPASS_IN_CONTAINER}"]
+
+
+def test_the_run_container_mounts_the_pgpass_file_and_the_ca_read_only(docker_run):
+    mounts = {m["Destination"]: m for m in docker_run[1]["Mounts"]}
+    assert sorted(mounts) == sorted([PGPASS_IN_CONTAINER, CA_FILE]), mounts
+    assert mounts[PGPASS_IN_CONTAINER]["Source"] == f"{RUN_FILES}/pgpass"
+    assert mounts[CA_FILE]["Source"] == f"{RUN_FILES}/postgresql-ca.crt"
+    assert not any(m["RW"] for m in mounts.values()), mounts
+
+
+def test_on_the_host_the_pgpass_file_is_the_containers_uid_alone(host):
+    directory, pgpass = host.file(RUN_FILES), host.file(f"{RUN_FILES}/pgpass")
+    assert (directory.user, directory.group, directory.mode) == ("root", "root", 0o700)
+    assert (pgpass.uid, pgpass.mode) == (65534, 0o400)
+    assert host.file(f"{RUN_FILES}/postgresql-ca.crt").content_string == host.file(CA_FILE).content_string
+
+
+def test_a_container_of_the_run_setup_reads_the_pgpass_file_and_verifies_the_server(docker_run):
+    """The run container's own image, network, environment and mounts, with a probe for a command:
+    libpq with no password but the file, verify-full against the mounted CA, channel binding."""
+    container = docker_run[1]
+    probe = (
+        "import psycopg2; c = psycopg2.connect(host='dagster-docker', dbname='dagster', user='dagster', "
+        f"sslmode='verify-full', sslrootcert='{CA_FILE}', channel_binding='require'); cur = c.cursor(); "
+        "cur.execute('SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()'); print(cur.fetchone())"
+    )
+    args = ["run", "--rm", "--label", "dagsterops.scenario=docker", "--network", "dagster-docker"]
+    for bind in container["HostConfig"]["Binds"]:
+        args += ["--volume", bind]
+    for env in container["Config"]["Env"]:
+        args += ["--env", env]
+    output = docker(*args, container["Config"]["Image"], "python", "-c", probe).strip()
+    print(f"a run container's connection: {output}")
+    assert output.startswith("(True, 'TLSv1."), output
+
+
+# --- the run image's history ----------------------------------------------------------------------
+
+
+def test_docker_history_of_the_run_image_shows_no_secret(host, password):
+    image = advertised_image(host)
+    history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image)
+    config = docker("image", "inspect", image)
+    for secret in [password, *INSTALL_SECRETS]:
+        assert secret not in history, f"{secret[:6]}... in docker history of {image}"
+        assert secret not in config, f"{secret[:6]}... in docker image inspect of {image}"
+    # The install steps read the environment from the build secret's mount.
+    assert "/run/secrets/install-environment" in history
+
+
+def test_the_build_secret_is_removed_after_the_build(host):
+    directory = host.file("/opt/dagster/build-secrets")
+    assert (directory.user, directory.group, directory.mode) == ("root", "root", 0o700)
+    assert host.check_output("ls -A /opt/dagster/build-secrets") == ""
 
 
 def test_postgresql_lets_in_the_scenarios_network_only(host):

@@ -23,10 +23,10 @@ from dagster_checks import (
     locations,
     locked_pins,
     materialized_text,
-    pause_config,
     pause_job_worker_pids,
     psql,
     python_version,
+    run_status,
     start_argv_sampler,
     stop_argv_sampler,
     wait_for_run,
@@ -636,9 +636,12 @@ def test_a_run_that_leaves_out_the_database_host_keeps_the_password(instance, co
 
 
 def test_a_change_restarts_only_its_location_and_no_password_is_logged(db, instance, code, password):
-    # A run in progress on the location that changes: it finishes in the same worker.
-    # Longer than the converge takes to reach the code host, even on a busy machine.
-    in_flight = launch_run(instance, "second", "pause_job", run_config=pause_config(240))
+    # A run in progress on the location that changes: it waits for its release file, created
+    # once the converge is done, and finishes in the same worker.
+    release = "/var/lib/dagster/storage/release-multihost"
+    code.run(f"rm -f {release}")
+    in_flight = launch_run(instance, "second", "pause_job",
+                           run_config={"ops": {"pause": {"config": {"seconds": 3600, "release_file": release}}}})
     wait_until_started(instance, in_flight)
     pids = {name: main_pid(code, unit(name)) for name in LOCATIONS}
     webserver, daemon = main_pid(instance, "dagster-webserver"), main_pid(instance, "dagster-daemon")
@@ -676,7 +679,10 @@ def test_a_change_restarts_only_its_location_and_no_password_is_logged(db, insta
     recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)
     # The checkout, the environment file and the restart of that one server.
     assert dict(recap) == {DB: "0", INSTANCE: "0", CODE: "3"}, recap
+    assert run_status(instance, in_flight)["status"] == "STARTED"
+    code.check_output(f"runuser -u dagster -- touch {release}")
     status, _, seen = wait_for_run(instance, in_flight, timeout=360)
+    code.run(f"rm -f {release}")
     assert status == "SUCCESS", seen
     # The server was restarted while the run was still going.
     restarted_at = int(code.check_output(

@@ -1,11 +1,30 @@
 """After the upgrade from 1.12.22 to 1.13.27: the old runs, the new release,
-the backup, the kept environment; then retries, monitoring and the run purge."""
+the backup, the kept environment; then retries, monitoring and the run purge;
+then upgrades that fail (a migration, a wait for runs) and one that drains the
+runs; backups and restores; with the secrets on no command line, in no journal
+and in no -vvv output along the way."""
 
 import json
 import time
 
 import pytest
-from dagster_checks import PROJECT, ansible_playbook, graphql, journal, launch_run, psql, run_status, wait_for_run
+from dagster_checks import (
+    ENVIRON_MARK,
+    PROJECT,
+    ansible_playbook,
+    finish_playbook,
+    graphql,
+    journal,
+    launch_run,
+    psql,
+    run_status,
+    start_argv_sampler,
+    start_playbook,
+    stop_argv_sampler,
+    wait_for,
+    wait_for_run,
+    wait_until_started,
+)
 
 NEW, OLD = "1.13.27", "1.12.22"
 
@@ -147,11 +166,10 @@ def _server_version(host):
     return json.loads(out)["dagster_version"]
 
 
-def test_failed_migration_rolls_back_then_a_rerun_finishes_it(host):
+def test_failed_migration_rolls_back(host):
     """A switch to the new release whose migration did not finish: the re-run
     migrates; made to fail (the new release's dagster cannot run), it goes back
-    to the old release with the pre-upgrade dump; with the cause gone, the next
-    run upgrades again and finishes the migration."""
+    to the old release with the pre-upgrade dump."""
     new_venv = host.check_output("readlink /opt/dagster/current")
     old_venv = host.check_output(f"ls -d /opt/dagster/venvs/dagster-{OLD}-*")
     pre_upgrade = host.check_output(f"ls -t /var/backups/dagster/dagster-*-before-{NEW}-*.pgc | head -n 1")
@@ -175,15 +193,181 @@ def test_failed_migration_rolls_back_then_a_rerun_finishes_it(host):
     assert before in _run_ids(host) and _run_ids(host) == _dumped_run_ids(host, pre_upgrade)
     assert len(host.file("/var/lib/dagster/upgrades.log").content_string.splitlines()) == migrations
 
-    rc, output, seconds = ansible_playbook(PROJECT / "playbooks/site.yml", {"dagster_version": NEW})
+
+TERMINATE = """
+mutation Terminate($id: String!) {
+  terminateRun(runId: $id, terminatePolicy: MARK_AS_CANCELED_IMMEDIATELY) { __typename }
+}
+"""
+
+
+def test_a_wait_that_times_out_starts_the_instance_again_and_names_the_runs(host):
+    old_venv = host.check_output("readlink /opt/dagster/current")
+    dumps = _listing(host, f"dagster-*-before-{NEW}-*.pgc")
+    slow = launch_run(host, "example", "slow_job")
+    wait_until_started(host, slow, timeout=300)
+    pids = _main_pids(host)
+    rc, output, seconds = ansible_playbook(
+        PROJECT / "playbooks/site.yml", {"dagster_version": NEW, "dagster_upgrade_wait_timeout": 3})
+    print(f"upgrade whose wait for runs timed out: {seconds:.0f} s")
+    assert rc != 0, output[-4000:]
+    assert f"The upgrade to Dagster {NEW} stops before any change:" in output, output[-4000:]
+    assert f"1 run(s) still in progress after 3 s: {slow}" in output, output[-4000:]
+    # The daemon was stopped for the wait and started again; the webserver (queued coordinator) kept running.
+    after = _main_pids(host)
+    assert after["dagster-daemon.service"] != pids["dagster-daemon.service"], (pids, after)
+    assert after["dagster-webserver.service"] == pids["dagster-webserver.service"], (pids, after)
+    assert _services_active(host)
+    assert host.check_output("readlink /opt/dagster/current") == old_venv
+    assert _server_version(host) == OLD
+    assert _listing(host, f"dagster-*-before-{NEW}-*.pgc") == dumps
+    assert run_status(host, slow)["status"] == "STARTED"
+    _end_run(host, slow)
+
+
+def _end_run(host, run_id):
+    """End a run in progress: its worker killed, the run marked canceled."""
+    host.run(f"pkill -9 -f -- '{run_id}'")
+    assert graphql(host, TERMINATE, {"id": run_id})["terminateRun"]["__typename"] == "TerminateRunSuccess"
+    assert wait_for_run(host, run_id, timeout=300)[0] == "CANCELED"
+
+
+INSTANCE_CONFIG = ("dagster.yaml", "workspace.yaml")
+
+
+def _config(host):
+    return {name: (f.sha256sum, f.user, f.group, f.mode) for name in INSTANCE_CONFIG
+            for f in [host.file(f"/var/lib/dagster/{name}")]}
+
+
+def _task_output(output, name):
+    """What the play printed for the task `name` of the dagster role."""
+    chunks = [chunk for chunk in output.split("TASK [") if chunk.startswith(f"dagsterops.dagster.dagster : {name}]")]
+    assert chunks, f"no task {name!r} in the output"
+    return chunks[-1]
+
+
+def test_a_failed_upgrade_goes_back_with_the_old_configuration(host):
+    """A real upgrade (drain, dump, switch, new dagster.yaml) whose migration fails:
+    the old release starts again with its own dagster.yaml and workspace.yaml, byte for byte."""
+    old_venv = host.check_output("readlink /opt/dagster/current")
+    new_venv = host.check_output(f"ls -d /opt/dagster/venvs/dagster-{NEW}-*")
+    config = _config(host)
+    host.check_output(f"chmod 0644 {new_venv}/bin/dagster")
+    try:
+        # Another value in dagster.yaml: the new release's configuration differs from the one in place.
+        rc, output, seconds = ansible_playbook(
+            PROJECT / "playbooks/site.yml", {"dagster_version": NEW, "dagster_max_concurrent_runs": 7})
+    finally:
+        host.check_output(f"chmod 0755 {new_venv}/bin/dagster")
+    print(f"failed upgrade and rollback: {seconds:.0f} s")
+    assert rc != 0, output[-4000:]
+    assert f"The migration to Dagster {NEW} failed (Migrate the instance storage:" in output, output[-4000:]
+    assert "changed:" in _task_output(output, "Write the instance configuration"), "the new configuration was not written"
+    assert host.check_output("readlink /opt/dagster/current") == old_venv
+    assert _config(host) == config
+    assert _server_version(host) == OLD
+    assert _services_active(host)
+
+
+# The install environments of molecule.yml: they reach the installers in their environment only.
+INSTALL_TOKENS = ("install-token-location-9b4a2f", "install-token-instance-5e1d7c")
+PASSWORD_FILE = "/etc/dagster-postgresql/dagster.password"
+def _secrets(host):
+    return {"the database password": host.file(PASSWORD_FILE).content_string.strip(),
+            "the code location's install environment": INSTALL_TOKENS[0],
+            "the instance's install environment": INSTALL_TOKENS[1]}
+
+
+def _since(host):
+    return host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+
+
+def _assert_no_secret(host, what, output, samples, since):
+    """No secret in the -vvv output, on a sampled command line or in the journal since `since`, sudo's lines included."""
+    logged = host.check_output(f"journalctl --since '{since}' --no-pager -o cat")
+    print(f"{what}: {len(samples.splitlines())} command lines sampled every 0.1 s, {len(logged.splitlines())} journal lines")
+    assert "ESTABLISH" in output, f"{what} did not run at -vvv"
+    for name, secret in _secrets(host).items():
+        assert len(secret) >= 12, name
+        assert secret not in output, f"{name} is in the output of {what}"
+        assert secret not in samples, f"{name} was on a command line during {what}"
+        assert secret not in logged, f"{name} is in the journal during {what}"
+
+
+def _sampled_playbook(host, what, playbook, extra_vars=None):
+    """A playbook at -vvv with the command-line sampler around it; (rc, output, samples)."""
+    since = _since(host)
+    start_argv_sampler(host)
+    try:
+        rc, output, seconds = ansible_playbook(playbook, extra_vars, "-vvv")
+    finally:
+        samples = stop_argv_sampler(host)
+    print(f"{what} at -vvv: {seconds:.0f} s")
+    _assert_no_secret(host, what, output, samples, since)
+    return rc, output, samples
+
+
+def test_the_upgrade_drains_the_runs_and_shows_no_secret(host):
+    """The re-run that finishes the upgrade, at -vvv with the sampler: a run in
+    progress is waited for (the upgrade goes on once it ends); a run launched
+    once the daemon stopped stays queued and starts on the new release. The
+    code location's installation was left unfinished, so that it installs
+    again through its helper."""
+    old_venv = host.check_output("readlink /opt/dagster/current")
+    new_venv = host.check_output(f"ls -d /opt/dagster/venvs/dagster-{NEW}-*")
+    migrations = len(host.file("/var/lib/dagster/upgrades.log").content_string.splitlines())
+    host.check_output("rm /opt/dagster/code-locations/served/venv/.dagsterops-installed")
+    in_progress = launch_run(host, "example", "slow_job")
+    wait_until_started(host, in_progress, timeout=300)
+    dumps = _listing(host, f"dagster-*-before-{NEW}-*.pgc")
+    secrets = _secrets(host)
+    since = _since(host)
+    start_argv_sampler(host, [INSTALL_TOKENS[0], secrets["the database password"]])
+    play = start_playbook(PROJECT / "playbooks/site.yml", {"dagster_version": NEW}, "-vvv")
+    try:
+        wait_for(lambda: play[0].poll() is not None or host.run(
+            "systemctl is-active dagster-daemon.service").stdout.strip() in ("inactive", "failed"), 900,
+            message="the daemon did not stop")
+        assert play[0].poll() is None, "the play ended before it stopped the daemon"
+        drained = time.time()
+        queued = launch_run(host, "example", "example_job")
+        # Long enough for a daemon to dequeue it (every 2 s here) and for the play to go on, were it not waiting.
+        time.sleep(15)
+        assert run_status(host, queued)["status"] == "QUEUED"
+        assert run_status(host, in_progress)["status"] == "STARTED"
+        # Still waiting: no dump yet, the old release in place.
+        assert play[0].poll() is None and host.check_output("readlink /opt/dagster/current") == old_venv
+        assert _listing(host, f"dagster-*-before-{NEW}-*.pgc") == dumps
+        _end_run(host, in_progress)
+    finally:
+        rc, output, seconds = finish_playbook(play)
+        samples = stop_argv_sampler(host)
+    print(f"upgrade that drained the runs, at -vvv: {seconds:.0f} s")
     assert rc == 0, output[-4000:]
-    print(f"re-run that finishes the upgrade: {seconds:.0f} s")
+    _assert_no_secret(host, "the upgrade", output, samples, since)
+    # Not blind: it saw the installation's short-lived commands, uv's environment held
+    # the install environment, and the daemon's the database password (over TCP).
+    assert "/opt/dagster/tools/bin/uv pip install --quiet --compile-bytecode" in samples, samples[-3000:]
+    marked = [line[len(ENVIRON_MARK):] for line in samples.splitlines() if line.startswith(ENVIRON_MARK)]
+    assert any(line.startswith("0 ") and " pip install " in line for line in marked), marked
+    assert any(line.startswith("1 ") and "dagster-daemon run" in line for line in marked), marked
+
+    # The queued run started only on the new release.
+    status, _, seen = wait_for_run(host, queued, timeout=600)
+    assert status == "SUCCESS", seen
+    daemon_started = int(host.check_output(
+        "date -d \"$(systemctl show -p ExecMainStartTimestamp --value dagster-daemon.service)\" +%s"))
+    started = float(psql(host, f"SELECT start_time FROM runs WHERE run_id='{queued}'"))
+    assert daemon_started > drained and started >= daemon_started, (drained, daemon_started, started)
+    print(f"run queued during the drain started {started - drained:.0f} s after the daemon stopped")
+
     assert host.check_output("readlink /opt/dagster/current") == new_venv
     assert not host.file(f"{new_venv}/{PENDING}").exists
     log = host.file("/var/lib/dagster/upgrades.log").content_string.splitlines()
     assert len(log) == migrations + 1 and f"dagster-{OLD}-" in log[-1] and f"dagster-{NEW}-" in log[-1], log
     assert _server_version(host) == NEW
-    assert wait_for_run(host, launch_run(host, "example", "example_job"))[0] == "SUCCESS"
+    assert host.file("/opt/dagster/code-locations/served/venv/.dagsterops-installed").exists
 
 
 # --- backup, restore and rollback playbooks (last: they change the host) -------------------------
@@ -259,9 +443,10 @@ def backup(host):
     _plant(host)
     shadow = _shadow(host)
     runs = _run_ids(host)
-    rc, output, seconds = ansible_playbook(PROJECT / "playbooks/backup.yml")
+    rc, output, samples = _sampled_playbook(host, "backup.yml", PROJECT / "playbooks/backup.yml")
     assert rc == 0, output[-4000:]
-    print(f"backup.yml: {seconds:.0f} s")
+    # Not blind: the dump's short-lived process was seen.
+    assert "pg_dump --format=custom" in samples, samples[-3000:]
     assert _shadow(host) == shadow
     return _newest(host, "dagster-*-manual.pgc"), _newest(host, "home-*.tar.gz"), runs, shadow
 
@@ -352,13 +537,14 @@ def test_restore_playbook_brings_back_the_backed_up_state(host, backup):
     _sentinel(host)
     _plant(host)
     started = time.time()
-    rc, output, seconds = ansible_playbook(
-        PROJECT / "playbooks/restore.yml",
+    rc, output, samples = _sampled_playbook(
+        host, "restore.yml", PROJECT / "playbooks/restore.yml",
         {"dagster_restore_database_dump": dump, "dagster_restore_home_archive": archive,
          "dagster_restore_confirm": "dagster"},
     )
     assert rc == 0, output[-4000:]
-    print(f"restore.yml: {seconds:.0f} s")
+    # Not blind: the restore's short-lived processes were seen.
+    assert f"pg_restore --list -- {dump}" in samples and "psql --no-psqlrc" in samples, samples[-3000:]
     # Every run of the dump is back, the run made after the backup is gone. (The
     # retry daemon may add runs at any time, so the set is not compared whole.)
     restored = _run_ids(host)
@@ -421,7 +607,8 @@ def test_rollback_playbook_returns_to_the_previous_release(host, backup):
         "python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:3000/server_info').read().decode())\""
     )
     assert json.loads(out)["dagster_version"] == OLD
-    # The database is the one from before the upgrade: its run, and nothing after it.
-    assert _run_ids(host) == {host.file("/root/run-before-upgrade").content_string.strip()}
+    # The database is the one from before the upgrade: its runs, and nothing after them.
+    assert _run_ids(host) == _dumped_run_ids(host, before_upgrade)
+    assert host.file("/root/run-before-upgrade").content_string.strip() in _run_ids(host)
     assert wait_for_run(host, launch_run(host, "example", "example_job"))[0] == "SUCCESS"
     assert _shadow(host) == backup[3]

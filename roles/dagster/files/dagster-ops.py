@@ -3,8 +3,9 @@
 Run with the instance's Python, as the dagster user, with DAGSTER_HOME and the
 service environment set (the units and tasks of the dagster role do that).
 
-    dagster-ops.py in-flight                 print the number of runs in progress
-    dagster-ops.py wait-idle --timeout S     wait until no run is in progress (exit 3 on timeout)
+    dagster-ops.py in-flight                 print the ids of the runs in progress, one a line
+    dagster-ops.py wait-idle --timeout S     wait until no run is in progress (exit 3 on timeout,
+                                             naming the runs still in progress)
     dagster-ops.py purge-runs --days N [--status S ...] [--dry-run]
                                              delete finished runs older than N days with their event logs
 """
@@ -32,21 +33,23 @@ BATCH = 100
 
 
 def in_flight(instance):
-    return instance.get_runs_count(RunsFilter(statuses=list(IN_FLIGHT)))
+    """The ids of the runs in progress."""
+    return [record.dagster_run.run_id
+            for record in instance.get_run_records(RunsFilter(statuses=list(IN_FLIGHT)))]
 
 
 def wait_idle(instance, timeout, interval=5.0):
     deadline = time.monotonic() + timeout
     while True:
-        count = in_flight(instance)
-        if count == 0:
+        runs = in_flight(instance)
+        if not runs:
             print("no runs in progress")
             return 0
         if time.monotonic() >= deadline:
-            print(f"{count} run(s) still in progress after {timeout:.0f} s", file=sys.stderr)
+            print(f"{len(runs)} run(s) still in progress after {timeout:.0f} s: {', '.join(runs)}", file=sys.stderr)
             return 3
-        print(f"waiting for {count} run(s) in progress", flush=True)
-        time.sleep(interval)
+        print(f"waiting for {len(runs)} run(s) in progress: {', '.join(runs)}", flush=True)
+        time.sleep(min(interval, max(deadline - time.monotonic(), 0.1)))
 
 
 def purge_runs(instance, days, statuses, dry_run=False):
@@ -86,7 +89,7 @@ def main(argv=None):
 
     with DagsterInstance.get() as instance:
         if args.command == "in-flight":
-            print(in_flight(instance))
+            print("".join(run_id + "\n" for run_id in in_flight(instance)), end="")
             return 0
         if args.command == "wait-idle":
             return wait_idle(instance, args.timeout)

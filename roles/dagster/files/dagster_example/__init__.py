@@ -7,9 +7,13 @@ run executed (host name and process id), which the collection's tests use to
 show on which machine a run happened. Two more jobs show the instance's run
 handling: `flaky_job` fails its first attempt (run retries bring it to
 success) and `slow_job` sleeps for ten minutes (run monitoring and queue
-limits act on it). `pause_job` sleeps for `seconds` (40 by default) and logs
-its process id when it starts and when it ends: a run that lives through a
-restart of the services ends SUCCESS with the same id twice. `runaway_job`
+limits act on it). `pause_job` sleeps for `seconds` (40 by default), or until
+`release_file` appears (failing if it does not within `seconds`), and logs its
+process id when it starts and when it ends: a run that lives through a
+restart of the services ends SUCCESS with the same id twice. At its end it also
+logs the code it runs: CODE_VERSION, whether the `humanize` package was
+importable when the code was loaded, and the DAGSTEROPS_PROBE environment
+variable it holds. `runaway_job`
 allocates memory without bound: the memory limit of the unit that runs it
 ends it, and nothing else.
 """
@@ -17,6 +21,11 @@ ends it, and nothing else.
 import os
 import socket
 import time
+
+try:  # not among the example's requirements: a location that adds it to its packages has it
+    import humanize
+except ImportError:
+    humanize = None
 
 from dagster import Config, Definitions, MaterializeResult, asset, define_asset_job, in_process_executor, job, op
 
@@ -69,15 +78,30 @@ def slow_job():
     sleep_ten_minutes()
 
 
+# The version of this code; tests that change the code change it.
+CODE_VERSION = "1"
+
+
 class PauseConfig(Config):
     seconds: float = 40
+    release_file: str = ""
 
 
 @op
 def pause(context, config: PauseConfig):
     context.log.info(f"pause_job worker pid {os.getpid()} started")
-    time.sleep(config.seconds)
-    context.log.info(f"pause_job worker pid {os.getpid()} finished")
+    if config.release_file:
+        deadline = time.monotonic() + config.seconds
+        while not os.path.exists(config.release_file):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{config.release_file} did not appear within {config.seconds} s")
+            time.sleep(0.5)
+    else:
+        time.sleep(config.seconds)
+    packages = f"humanize {humanize.naturalsize(10**6)}" if humanize else "humanize absent"
+    probe = os.environ.get("DAGSTEROPS_PROBE", "unset")
+    context.log.info(f"pause_job worker pid {os.getpid()} finished; "
+                     f"code version {CODE_VERSION}; {packages}; DAGSTEROPS_PROBE={probe}")
 
 
 @job(description="Sleeps for a while in the run's own process, logging its process id.",
