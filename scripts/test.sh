@@ -146,12 +146,25 @@ run_lane() {
   done
 }
 
+# prepare_machine: what the scenarios run on (apt runs one at a time: the
+# engine and the browser first, then the images, which debootstrap builds).
+prepare_machine() {
+  ensure_docker_engine && ensure_browser && ensure_base_images
+}
+
+# wait_for_machine PID LOG: the background prepare_machine's result and output.
+wait_for_machine() {
+  local rc=0
+  wait "$1" || rc=$?
+  cat "$2"
+  rm -f "$2"
+  return $rc
+}
+
 # The scenarios in DAGSTEROPS_LANES parallel lanes (default 2), dealt out in
 # the order given; a failed scenario's log is printed at the end.
 run_molecule() {
-  ensure_docker_engine
-  ensure_base_images
-  ensure_browser
+  prepare_machine
   local lanes=${DAGSTEROPS_LANES:-2} scenario i logdir
   if [ "$lanes" -le 1 ] || [ $# -le 1 ]; then
     for scenario in "$@"; do
@@ -198,9 +211,15 @@ case "$what" in
   molecule)
     if [ $# -gt 0 ]; then run_molecule "$@"; else run_molecule "${SCENARIOS[@]}"; fi ;;
   all)
+    # The engine, the browser and the base images come up in the background
+    # while lint, the unit tests and the docs run.
+    machine_log=$(mktemp)
+    prepare_machine >"$machine_log" 2>&1 &
+    machine_pid=$!
     step lint run_lint
     step unit run_unit
     step docs scripts/docs.sh
+    step "test machine" wait_for_machine "$machine_pid" "$machine_log"
     run_molecule "${SCENARIOS[@]}"
     ;;
   soak) step soak scripts/soak.sh ;;

@@ -202,6 +202,17 @@ def _pem_blocks(text, label):
     return re.findall(rf"-----BEGIN {label}-----[A-Za-z0-9+/=\s]+-----END {label}-----", text)
 
 
+def pem_material(name, material, fields):
+    """The PEM texts of fields in material (empty for unset), and the fields that are set."""
+    if not isinstance(material, dict):
+        _fail(name, f"must be a map, got {type(material).__name__}")
+    values = {field: material.get(field) or "" for field in fields}
+    for field, value in values.items():
+        if not isinstance(value, str):
+            _fail(field, f"must be PEM text, got {type(value).__name__}")
+    return values, [field for field in fields if values[field].strip()]
+
+
 def dagster_postgresql_tls(material):
     """Check the user's CA certificate, server certificate and key; return 'given', or 'generated' when none is set.
 
@@ -209,13 +220,7 @@ def dagster_postgresql_tls(material):
     unset). All three or none. With the cryptography package (which Ansible itself needs) the
     key must belong to the certificate, and the certificate must be issued by the CA.
     """
-    if not isinstance(material, dict):
-        _fail("dagster_postgresql_tls", f"must be a map, got {type(material).__name__}")
-    values = {field: material.get(field) or "" for field in TLS_FIELDS}
-    for field, value in values.items():
-        if not isinstance(value, str):
-            _fail(field, f"must be PEM text, got {type(value).__name__}")
-    given = [field for field in TLS_FIELDS if values[field].strip()]
+    values, given = pem_material("dagster_postgresql_tls", material, TLS_FIELDS)
     if not given:
         return "generated"
     if len(given) != len(TLS_FIELDS):

@@ -65,9 +65,15 @@ try:
         _pem_blocks,
         dagster_postgresql_client_networks,
         dagster_postgresql_tls_names,
+        pem_material,
     )
 except ImportError:  # the unit tests import the plugins by file name
-    from dagster_postgresql import _pem_blocks, dagster_postgresql_client_networks, dagster_postgresql_tls_names
+    from dagster_postgresql import (
+        _pem_blocks,
+        dagster_postgresql_client_networks,
+        dagster_postgresql_tls_names,
+        pem_material,
+    )
 
 USERS_FIELD = "dagster_proxy_users"
 METHODS = ("basic", "client_cert", "header")
@@ -176,13 +182,7 @@ def dagster_proxy_tls(material, now=None):
     """Check the user's certificate (with its chain) and key; return 'given', or 'generated' when neither is set."""
     from cryptography.hazmat.primitives import serialization
 
-    if not isinstance(material, dict):
-        _fail("dagster_proxy_tls", f"must be a map, got {type(material).__name__}")
-    values = {field: material.get(field) or "" for field in TLS_FIELDS}
-    for field, value in values.items():
-        if not isinstance(value, str):
-            _fail(field, f"must be PEM text, got {type(value).__name__}")
-    given = [field for field in TLS_FIELDS if values[field].strip()]
+    values, given = pem_material("dagster_proxy_tls", material, TLS_FIELDS)
     if not given:
         return "generated"
     cert_field, key_field = TLS_FIELDS

@@ -13,24 +13,17 @@ overrides the directory); docs/images/ holds the ones the README shows.
 from __future__ import annotations
 
 import base64
-import os
 import re
 import time
-from pathlib import Path
 
 import pytest
-from dagster_checks import PROJECT, journal, launch_run, wait_for_run
-from playwright.sync_api import expect, sync_playwright
+from browser_checks import chromium, screenshot
+from dagster_checks import journal, launch_run, wait_for_run
+from playwright.sync_api import expect
 
 BROWSER_HOST = "dagster-aio-debian12"
 RELAY_UNIT = "dagsterops-ui-relay"
 RELAY_PORT = 3080
-CHROMIUM = "/usr/bin/chromium"
-# Without the background-networking flags Chromium keeps trying to reach
-# Google's hosts, which this machine's closed network refuses.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(os.environ.get("DAGSTEROPS_SCREENSHOTS", PROJECT / ".molecule-logs/ui"))
 TIMEOUT_MS = 60_000
 expect.set_options(timeout=TIMEOUT_MS)
 
@@ -87,12 +80,8 @@ def ui_url(host):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium package")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +103,6 @@ def page(browser):
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def screenshot(page, name):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path))
-    assert path.stat().st_size > 10_000, f"{path} is nearly empty"
-    return path
 
 
 def test_the_code_location_is_loaded(page, ui_url):

@@ -9,19 +9,13 @@ directory); docs/images/ holds the ones the README shows.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
-from dagster_checks import PROJECT
-from playwright.sync_api import expect, sync_playwright
+from browser_checks import chromium, screenshot
+from playwright.sync_api import expect
 from test_proxy import ADDRESS, BASE, PASSWORDS, client_certs  # noqa: F401 - client_certs is a fixture
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(os.environ.get("DAGSTEROPS_SCREENSHOTS", PROJECT / ".molecule-logs/ui"))
 TIMEOUT_MS = 120_000
 RUN_TIMEOUT_MS = 300_000
 LAUNCHPAD = f"{BASE}/locations/__repository__@example/jobs/example_job/playground"
@@ -32,12 +26,8 @@ expect.set_options(timeout=TIMEOUT_MS)
 def browser(host):
     if host.backend.get_hostname() != "dagster-proxy-debian13":
         pytest.skip("the browser test runs against the proxy host only")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium package")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 def _page(browser, **context_options):
@@ -62,14 +52,6 @@ def open_page(browser):
         context.close()
 
 
-def screenshot(page, name):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path))
-    assert path.stat().st_size > 5_000, f"{path} is nearly empty"
-    return path
-
-
 def _certificate(certs, name):
     cert, key = certs[name]
     return {"client_certificates": [{"origin": f"https://{ADDRESS}", "certPath": cert, "keyPath": key}]}
@@ -84,7 +66,7 @@ def test_without_credentials_the_sign_in_page_is_shown(open_page):
     assert response.headers["www-authenticate"] == 'Basic realm="Dagster"'
     page.set_content(response.text())
     expect(page.get_by_role("heading", name="Sign in to Dagster")).to_be_visible()
-    screenshot(page, "proxy-sign-in")
+    screenshot(page, "proxy-sign-in", min_bytes=5_000)
 
 
 def _launch_and_watch(page, who):
