@@ -20,9 +20,9 @@ source scripts/lib/images.sh
 # shellcheck source=scripts/lib/tools.sh
 source scripts/lib/tools.sh
 
-# Every scenario under molecule/, dealt out to two lanes longest first: those
-# named in LONGEST_FIRST in that order, then any other in name order (a new
-# scenario runs without being listed here).
+# Every scenario under molecule/, longest first: those named in LONGEST_FIRST in
+# that order, then any other in name order (a new scenario runs without being
+# listed here).
 LONGEST_FIRST=(upgrade multihost docker exposure default faults proxy user)
 mapfile -t SCENARIOS < <(
   for dir in molecule/*/molecule.yml; do basename "$(dirname "$dir")"; done |
@@ -130,12 +130,17 @@ run_scenario() {
   return $rc
 }
 
-# run_lane LOGDIR SCENARIO...: one after the other, each into LOGDIR/SCENARIO.log,
-# with its result line in LOGDIR/SCENARIO.result.
+# take_next QUEUE: prints the first scenario of the QUEUE file and removes it
+# from the file; fails when the queue is empty. Lanes share one queue.
+take_next() {
+  flock "$1.lock" bash -c 'next=$(head -n 1 "$1"); [ -n "$next" ] || exit 1; sed -i 1d "$1"; echo "$next"' _ "$1"
+}
+
+# run_lane LOGDIR QUEUE: takes scenarios off QUEUE until it is empty, each into
+# LOGDIR/SCENARIO.log, with its result line in LOGDIR/SCENARIO.result.
 run_lane() {
-  local logdir=$1 scenario started rc
-  shift
-  for scenario in "$@"; do
+  local logdir=$1 queue=$2 scenario started rc
+  while scenario=$(take_next "$queue"); do
     started=$(date +%s)
     echo "==> molecule $scenario (lane $BASHPID, log: $logdir/$scenario.log)"
     rc=0
@@ -161,8 +166,9 @@ wait_for_machine() {
   return $rc
 }
 
-# The scenarios in DAGSTEROPS_LANES parallel lanes (default 2), dealt out in
-# the order given; a failed scenario's log is printed at the end.
+# The scenarios in DAGSTEROPS_LANES parallel lanes (default 2): a lane that is
+# free takes the next scenario in the order given. A failed scenario's log is
+# printed at the end.
 run_molecule() {
   prepare_machine
   local lanes=${DAGSTEROPS_LANES:-2} scenario i logdir
@@ -174,15 +180,10 @@ run_molecule() {
   fi
   logdir="$root/.molecule-logs"
   rm -rf "$logdir" && mkdir -p "$logdir"
-  local -a lane_of=() pids=()
-  i=0
-  for scenario in "$@"; do
-    lane_of[i % lanes]+="$scenario "
-    i=$((i + 1))
-  done
+  local -a pids=()
+  printf '%s\n' "$@" >"$logdir/queue"
   for ((i = 0; i < lanes; i++)); do
-    # shellcheck disable=SC2086  # a lane is a list of scenario names
-    run_lane "$logdir" ${lane_of[i]} &
+    run_lane "$logdir" "$logdir/queue" &
     pids+=($!)
   done
   wait "${pids[@]}" || true

@@ -105,13 +105,14 @@ def page(browser):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-def test_the_code_location_is_loaded(page, ui_url):
+def test_the_code_locations_are_loaded(page, ui_url):
     page.goto(f"{ui_url}/locations")
-    expect(page.get_by_text("1 code location")).to_be_visible()
-    # The innermost element holding the location's module and its status: its row.
-    row = page.locator("div").filter(has_text="module_name:").filter(has_text="Reload").last
-    expect(row).to_contain_text("dagster_example")
-    expect(row.get_by_text("Loaded", exact=True)).to_be_visible()
+    expect(page.get_by_text("2 code locations")).to_be_visible()
+    for kind, target in (("module_name:", "dagster_example"), ("python_file:", "file_location.py")):
+        # The innermost element holding the location's target and its status: its row.
+        row = page.locator("div").filter(has_text=kind).filter(has_text="Reload").last
+        expect(row).to_contain_text(target)
+        expect(row.get_by_text("Loaded", exact=True)).to_be_visible()
     screenshot(page, "locations")
 
 
