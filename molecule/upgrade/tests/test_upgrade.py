@@ -597,6 +597,9 @@ def test_backup_timer_runs_the_same_backup(host, backup):
 def test_rollback_playbook_returns_to_the_previous_release(host, backup):
     before_upgrade = _newest(host, f"dagster-*-before-{NEW}-from-dagster-{OLD}-*.pgc")
     kept = host.check_output(f"ls -d /opt/dagster/venvs/dagster-{OLD}-*")
+    # Read now: the converge on the previous release dumps the restored database before it changes
+    # release, and that dump, holding the same runs, rotates this one away (dagster_backup_keep: 1).
+    dumped = _dumped_run_ids(host, before_upgrade)
     rc, output, seconds = ansible_playbook(
         PROJECT / "playbooks/rollback.yml",
         {"dagster_version": OLD, "dagster_restore_database_dump": before_upgrade, "dagster_restore_confirm": "dagster"},
@@ -609,7 +612,9 @@ def test_rollback_playbook_returns_to_the_previous_release(host, backup):
     )
     assert json.loads(out)["dagster_version"] == OLD
     # The database is the one from before the upgrade: its runs, and nothing after them.
-    assert _run_ids(host) == _dumped_run_ids(host, before_upgrade)
+    assert _run_ids(host) == dumped
+    # The dump taken before the change of release holds them too.
+    assert _dumped_run_ids(host, _newest(host, f"dagster-*-before-{OLD}-from-dagster-{NEW}-*.pgc")) == dumped
     assert host.file("/root/run-before-upgrade").content_string.strip() in _run_ids(host)
     assert wait_for_run(host, launch_run(host, "example", "example_job"))[0] == "SUCCESS"
     assert _shadow(host) == backup[3]
