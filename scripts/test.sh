@@ -81,7 +81,8 @@ check_mode_is_clean() {
 }
 
 # What a scenario leaves on the test host's own engine besides its containers:
-# containers labelled with its name, and the docker scenario's run images.
+# containers labelled with its name; for the docker scenario, its run images and
+# the directory of the files its run containers mount (a pgpass file among them).
 remove_engine_leftovers() {
   local scenario=$1
   local -a ids
@@ -90,6 +91,7 @@ remove_engine_leftovers() {
   if [ "$scenario" = docker ]; then
     mapfile -t ids < <(docker images -q --filter 'reference=dagsterops-run-*' | sort -u)
     [ ${#ids[@]} -eq 0 ] || docker rmi -f "${ids[@]}" >/dev/null
+    rm -rf /run/dagsterops-docker-scenario
   fi
 }
 
