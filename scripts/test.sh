@@ -57,6 +57,35 @@ step() {
   return 0
 }
 
+# start_step NAME COMMAND...: a step run in the background, its output kept
+# until finish_step NAME prints it and records its result as step does.
+declare -A step_pid=() step_log=()
+start_step() {
+  local name=$1 log
+  shift
+  log=$(mktemp)
+  step_log[$name]=$log
+  (
+    started=$(date +%s) rc=0
+    "$@" >"$log" 2>&1 || rc=$?
+    echo $(($(date +%s) - started)) >"$log.seconds"
+    exit $rc
+  ) &
+  step_pid[$name]=$!
+}
+
+finish_step() {
+  local name=$1 rc=0 log=${step_log[$1]}
+  wait "${step_pid[$name]}" || rc=$?
+  echo
+  echo "==> $name"
+  cat "$log"
+  results+=("$(printf '%-28s %-6s %4ss' "$name" "$([ $rc -eq 0 ] && echo ok || echo FAILED)" "$(cat "$log.seconds")")")
+  rm -f "$log" "$log.seconds"
+  [ $rc -eq 0 ] || failed=1
+  return 0
+}
+
 run_lint() {
   yamllint --strict . && ansible-lint --offline --profile production
 }
@@ -159,15 +188,6 @@ prepare_machine() {
   ensure_docker_engine && ensure_browser && ensure_base_images
 }
 
-# wait_for_machine PID LOG: the background prepare_machine's result and output.
-wait_for_machine() {
-  local rc=0
-  wait "$1" || rc=$?
-  cat "$2"
-  rm -f "$2"
-  return $rc
-}
-
 # The scenarios in DAGSTEROPS_LANES parallel lanes (default 2): a lane that is
 # free takes the next scenario in the order given. A failed scenario's log is
 # printed at the end.
@@ -214,15 +234,13 @@ case "$what" in
   molecule)
     if [ $# -gt 0 ]; then run_molecule "$@"; else run_molecule "${SCENARIOS[@]}"; fi ;;
   all)
-    # The engine, the browser and the base images come up in the background
-    # while lint, the unit tests and the docs run.
-    machine_log=$(mktemp)
-    prepare_machine >"$machine_log" 2>&1 &
-    machine_pid=$!
-    step lint run_lint
-    step unit run_unit
-    step docs scripts/docs.sh
-    step "test machine" wait_for_machine "$machine_pid" "$machine_log"
+    # Lint, the unit tests and the docs side by side, while the engine, the
+    # browser and the base images come up.
+    start_step "test machine" prepare_machine
+    start_step lint run_lint
+    start_step unit run_unit
+    start_step docs scripts/docs.sh
+    for name in lint unit docs "test machine"; do finish_step "$name"; done
     run_molecule "${SCENARIOS[@]}"
     ;;
   soak) step soak scripts/soak.sh ;;
