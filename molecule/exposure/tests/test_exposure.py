@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from dagster_checks import (
+    ENVIRON_MARK,
     GRPC_HEALTH,
     ansible_playbook,
     exposure_score,
@@ -31,6 +32,8 @@ from dagster_checks import (
     locations,
     reload_location,
     run_ids_with_status,
+    start_argv_sampler,
+    stop_argv_sampler,
     wait_for,
     wait_for_run,
 )
@@ -537,6 +540,41 @@ def test_defaults_restored(host):
 
 
 # --- secrets -------------------------------------------------------------------------------------
+
+
+def test_a_converge_that_logs_in_and_a_ping_show_no_secret_on_a_command_line(host):
+    """A node logged out (the stand-in's state reset, as a new node's): the converge
+    logs it in with the key and serves again, and a healthcheck pings, with the
+    command-line sampler running. Neither the key nor the ping URL is on a sampled
+    command line, in the journal or in the -vvv output."""
+    host.check_output("systemctl stop tailscaled && rm /var/lib/tailscale/standin-state.json && systemctl start tailscaled")
+    assert json.loads(host.check_output("tailscale status --json"))["BackendState"] == "NeedsLogin"
+    since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    pinged = len(pings(host))
+    start_argv_sampler(host, [AUTH_KEY, PING_SECRET])
+    try:
+        output = reconfigure({})
+        result = host.run("systemctl start dagster-healthcheck.service")
+    finally:
+        samples = stop_argv_sampler(host)
+    assert result.rc == 0, journal(host, "dagster-healthcheck.service")
+    login = output.split("TASK [dagsterops.dagster.dagster_tailscale : Bring the node up with the auth key]")
+    assert len(login) == 2 and "changed:" in login[1].split("TASK [")[0], output[-3000:]
+    assert json.loads(host.check_output("tailscale status --json"))["BackendState"] == "Running"
+    assert serve_status(host)["Services"]["svc:dagster"]["TCP"] == {"443": {"HTTPS": True}}
+    assert len(pings(host)) > pinged
+    # Not blind: the healthcheck's process, which holds the ping URL, was seen.
+    assert "dagster-healthcheck" in samples, samples[-3000:]
+    logged = host.check_output(f"journalctl --since '{since}' --no-pager -o cat")
+    holders = [line[len(ENVIRON_MARK):] for line in samples.splitlines() if line.startswith(ENVIRON_MARK)]
+    print(f"login converge and ping: {len(samples.splitlines())} command lines sampled every 0.1 s, "
+          f"{len(logged.splitlines())} journal lines; processes with a secret in their environment: {holders}")
+    for name, secret in (("the auth key", AUTH_KEY), ("the ping URL", PING_SECRET)):
+        assert secret not in output, f"{name} is in the -vvv output"
+        assert secret not in samples, f"{name} was on a command line"
+        assert secret not in logged, f"{name} is in the journal"
+    # Only the healthcheck holds the ping URL, from its environment file; nothing holds the key.
+    assert all(holder.startswith("1 ") and "dagster-healthcheck" in holder for holder in holders), holders
 
 
 def _log_of_the_collection_runs():
