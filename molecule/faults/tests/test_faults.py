@@ -26,8 +26,10 @@ from dagster_checks import (
     journal,
     launch_run,
     locations,
+    pause_job_worker_pids,
     psql,
     run_status,
+    wait_for,
     wait_for_run,
 )
 
@@ -386,3 +388,44 @@ def test_everything_comes_back_after_a_restart_of_the_machine(host):
     assert host.run("systemctl --failed --no-legend").stdout.strip() == ""
     seconds = run_succeeds(host)
     print(f"after the restart: all units active, daemon heartbeat fresh, a run in {seconds:.1f} s")
+
+
+# --- a killed run worker -------------------------------------------------------------------------
+
+STORAGE = "/var/lib/dagster/storage"
+# The code server watches the processes of its runs every 0.5 s and marks a run whose process died
+# FAILED (dagster/_grpc/server.py, CLEANUP_TICK); the bound adds the database write and this test's
+# 1 s polling on a shared machine, and stays far below run monitoring's 120 s poll interval.
+KILLED_RUN_BOUND = 10
+
+
+def _as_dagster(host, command):
+    result = host.run(f"runuser -u dagster -- sh -c '{command}'")
+    assert result.rc == 0, result.stderr
+    return result
+
+
+def test_a_killed_run_worker_is_marked_failed_and_its_control_run_succeeds(host):
+    """Two runs of pause_job on the deployed location, each waiting for its release
+    file; one's worker is killed. It is marked FAILED within the bound, while the
+    control, on the same server and started with it, runs on and succeeds."""
+    releases = {name: f"{STORAGE}/release-{name}" for name in ("killed", "control")}
+    _as_dagster(host, " ".join(f"rm -f {path};" for path in releases.values()))
+    runs = {name: launch_run(host, LOCATION, "pause_job", run_config={
+        "ops": {"pause": {"config": {"seconds": 900, "release_file": path}}}}) for name, path in releases.items()}
+    workers = {name: wait_for(lambda r=run_id: pause_job_worker_pids(host, r)["started"], 90,
+                              message=f"the worker of the {name} run")[0]
+               for name, run_id in runs.items()}
+    host.check_output(f"kill -9 {workers['killed']}")
+    status, seconds, seen = wait_for_run(host, runs["killed"], timeout=KILLED_RUN_BOUND + 60)
+    print(f"run worker killed: {' -> '.join(seen)} {seconds:.1f} s after the kill (bound {KILLED_RUN_BOUND} s)")
+    assert status == "FAILURE", seen
+    assert seconds <= KILLED_RUN_BOUND, seconds
+    assert int(psql(host, f"SELECT count(*) FROM event_logs WHERE run_id='{runs['killed']}' "
+                          "AND event LIKE '%was terminated by signal 9 (SIGKILL)%'")) >= 1
+    assert run_status(host, runs["control"])["status"] == "STARTED"
+    _as_dagster(host, f"touch {releases['control']}")
+    assert wait_for_run(host, runs["control"])[0] == "SUCCESS"
+    assert pause_job_worker_pids(host, runs["control"]) == {"started": [workers["control"]],
+                                                            "finished": [workers["control"]]}
+    _as_dagster(host, " ".join(f"rm -f {path};" for path in releases.values()))
