@@ -23,7 +23,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from dagster_checks import LAUNCH_RUN, PROJECT, RUN_STATUS, exposure_score, journal, wait_for
+from dagster_checks import (
+    LAUNCH_RUN,
+    PROJECT,
+    RUN_STATUS,
+    exposure_score,
+    frozen_packages,
+    journal,
+    locked_pins,
+    python_version,
+    wait_for,
+)
 
 ADDRESS = "10.213.50.10"
 BASE = f"https://{ADDRESS}/dagster"
@@ -123,6 +133,16 @@ def _webserver_log(host):
 
 
 # --- the unit ---------------------------------------------------------------------------------------------
+
+
+def test_the_instance_environment_is_exactly_the_lock_on_debian_13(host):
+    # This scenario's host is the all-in-one deployment on Debian 13: the lock's
+    # resolution for its Python (3.13), package for package.
+    python = "/opt/dagster/current/bin/python"
+    assert python_version(host, python) == "3.13"
+    installed = frozen_packages(host, python)
+    expected = locked_pins(PROJECT / "roles/dagster/files/locks/dagster-1.13.27-default.txt", "3.13")
+    assert installed == expected, installed ^ expected
 
 
 def test_the_proxy_runs_as_its_own_user_and_debians_nginx_stays_off(host):
