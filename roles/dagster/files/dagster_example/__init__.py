@@ -1,7 +1,8 @@
 """A small code location that a fresh deployment can run.
 
-Three assets and a job that materializes them, each asset in a process of
-its own (Dagster's multiprocess executor). `trivial_job` is one op in the
+Three assets and a job that materializes them in the run's own process
+(the in-process executor: one Python process per run, not one per asset, so
+that a run costs the host little). `trivial_job` is one op in the
 run's own process: the shortest run there is, for launch latency. `run_host` records where the
 run executed (host name and process id), which the collection's tests use to
 show on which machine a run happened. Two more jobs show the instance's run
@@ -51,7 +52,8 @@ def run_host():
     )
 
 
-example_job = define_asset_job("example_job", selection=["numbers", "total", "run_host"])
+example_job = define_asset_job("example_job", selection=["numbers", "total", "run_host"],
+                               executor_def=in_process_executor)
 
 
 @op
