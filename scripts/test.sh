@@ -101,7 +101,7 @@ check_mode_is_clean() {
   molecule converge -s "$1" -- --check --diff >"$log" 2>&1 || { cat "$log"; rm -f "$log"; return 1; }
   if grep -E 'changed=[1-9]|failed=[1-9]|unreachable=[1-9]' "$log"; then
     sed -n '/PLAY RECAP/,$p' "$log"
-    grep -B2 -A12 -E '^changed:' "$log" | head -80
+    grep -B2 -A12 -E '(^|│ )changed:' "$log" | head -80
     rm -f "$log"
     return 1
   fi
