@@ -35,11 +35,6 @@ mapfile -t SCENARIOS < <(
 # --check --diff step to keep the suite short.
 NO_CHECK_MODE=(upgrade faults default)
 
-ensure_tool_venv "$root"
-link_collection "$root"
-export PATH="$root/.venv/bin:$PATH"
-export ANSIBLE_COLLECTIONS_PATH="$root/.ansible/collections"
-
 declare -a results=()
 failed=0
 
@@ -228,6 +223,15 @@ run_molecule() {
 what=${1:-all}
 [ $# -gt 0 ] && shift
 suite_started=$(date +%s)
+# For the whole suite the engine, the browser and the base images come up from
+# the start, while the tool venv installs and lint, the unit tests and the docs run.
+if [ "$what" = all ]; then
+  start_step "test machine" prepare_machine
+fi
+ensure_tool_venv "$root"
+link_collection "$root"
+export PATH="$root/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$root/.ansible/collections"
 case "$what" in
   lint) step lint run_lint ;;
   unit) step unit run_unit ;;
@@ -235,9 +239,7 @@ case "$what" in
   molecule)
     if [ $# -gt 0 ]; then run_molecule "$@"; else run_molecule "${SCENARIOS[@]}"; fi ;;
   all)
-    # Lint, the unit tests and the docs side by side, while the engine, the
-    # browser and the base images come up.
-    start_step "test machine" prepare_machine
+    # Lint, the unit tests and the docs side by side.
     start_step lint run_lint
     start_step unit run_unit
     start_step docs scripts/docs.sh
