@@ -213,6 +213,20 @@ def pem_material(name, material, fields):
     return values, [field for field in fields if values[field].strip()]
 
 
+def key_of_certificate(text, key_field, cert, cert_field):
+    """Fail naming key_field unless text is an unencrypted PEM private key whose public key is cert's."""
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        key = serialization.load_pem_private_key(text.strip().encode(), password=None)
+    except (ValueError, TypeError):
+        _fail(key_field, "is not a readable unencrypted PEM private key")
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    encoding = serialization.Encoding.DER
+    if key.public_key().public_bytes(encoding, public) != cert.public_key().public_bytes(encoding, public):
+        _fail(key_field, f"is not the key of the certificate in {cert_field}")
+
+
 def dagster_postgresql_tls(material):
     """Check the user's CA certificate, server certificate and key; return 'given', or 'generated' when none is set.
 
@@ -237,7 +251,6 @@ def dagster_postgresql_tls(material):
     try:
         from cryptography import x509
         from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives import serialization
     except ImportError:  # pragma: no cover - Ansible depends on cryptography
         return "given"
     try:
@@ -248,14 +261,7 @@ def dagster_postgresql_tls(material):
         cert = x509.load_pem_x509_certificate(_pem_blocks(values[cert_field], "CERTIFICATE")[0].encode())
     except ValueError:
         _fail(cert_field, "is not a readable PEM certificate")
-    try:
-        key = serialization.load_pem_private_key(values[key_field].strip().encode(), password=None)
-    except (ValueError, TypeError):
-        _fail(key_field, "is not a readable unencrypted PEM private key")
-    public = serialization.PublicFormat.SubjectPublicKeyInfo
-    encoding = serialization.Encoding.DER
-    if key.public_key().public_bytes(encoding, public) != cert.public_key().public_bytes(encoding, public):
-        _fail(key_field, f"is not the key of the certificate in {cert_field}")
+    key_of_certificate(values[key_field], key_field, cert, cert_field)
     if not hasattr(cert, "verify_directly_issued_by"):  # pragma: no cover - cryptography before 40
         return "given"
     try:

@@ -65,6 +65,7 @@ try:
         _pem_blocks,
         dagster_postgresql_client_networks,
         dagster_postgresql_tls_names,
+        key_of_certificate,
         pem_material,
     )
 except ImportError:  # the unit tests import the plugins by file name
@@ -72,6 +73,7 @@ except ImportError:  # the unit tests import the plugins by file name
         _pem_blocks,
         dagster_postgresql_client_networks,
         dagster_postgresql_tls_names,
+        key_of_certificate,
         pem_material,
     )
 
@@ -180,8 +182,6 @@ def _not_after(cert):
 
 def dagster_proxy_tls(material, now=None):
     """Check the user's certificate (with its chain) and key; return 'given', or 'generated' when neither is set."""
-    from cryptography.hazmat.primitives import serialization
-
     values, given = pem_material("dagster_proxy_tls", material, TLS_FIELDS)
     if not given:
         return "generated"
@@ -193,14 +193,7 @@ def dagster_proxy_tls(material, now=None):
     chain = _load_cert(cert_field, values[cert_field])
     if not _pem_blocks(values[key_field], "(?:RSA |EC )?PRIVATE KEY"):
         _fail(key_field, "is not an unencrypted PEM private key (-----BEGIN PRIVATE KEY-----)")
-    try:
-        key = serialization.load_pem_private_key(values[key_field].strip().encode(), password=None)
-    except (ValueError, TypeError):
-        _fail(key_field, "is not a readable unencrypted PEM private key")
-    public = serialization.PublicFormat.SubjectPublicKeyInfo
-    encoding = serialization.Encoding.DER
-    if key.public_key().public_bytes(encoding, public) != chain[0].public_key().public_bytes(encoding, public):
-        _fail(key_field, f"is not the key of the certificate in {cert_field}")
+    key_of_certificate(values[key_field], key_field, chain[0], cert_field)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     for index, cert in enumerate(chain):
         if _not_after(cert) <= now:
