@@ -30,7 +30,6 @@ from dagster_checks import (
     pause_job_worker_pids,
     psql,
     run_status,
-    wait_for,
     wait_for_run,
 )
 
@@ -424,9 +423,11 @@ def test_a_killed_run_worker_is_marked_failed_and_its_control_run_succeeds(host)
     _as_dagster(host, " ".join(f"rm -f {path};" for path in releases.values()))
     runs = {name: launch_run(host, LOCATION, "pause_job", run_config={
         "ops": {"pause": {"config": {"seconds": 900, "release_file": path}}}}) for name, path in releases.items()}
-    workers = {name: wait_for(lambda r=run_id: pause_job_worker_pids(host, r)["started"], 90,
-                              message=f"the worker of the {name} run")[0]
-               for name, run_id in runs.items()}
+    workers = {}
+    for name, run_id in runs.items():
+        started = wait_for(lambda r=run_id: pause_job_worker_pids(host, r)["started"], 90)
+        assert started, f"the worker of the {name} run did not start: {run_status(host, run_id)}"
+        workers[name] = started[0]
     host.check_output(f"kill -9 {workers['killed']}")
     status, seconds, seen = wait_for_run(host, runs["killed"], timeout=KILLED_RUN_BOUND + 60)
     print(f"run worker killed: {' -> '.join(seen)} {seconds:.1f} s after the kill (bound {KILLED_RUN_BOUND} s)")
