@@ -438,3 +438,18 @@ def test_missing_ping_url_is_an_error(tmp_path, monkeypatch):
     config.write_text("{}")
     monkeypatch.delenv("DAGSTER_HEALTHCHECK_PING_URL", raising=False)
     assert _script().main(["dagster-healthcheck", str(config)]) == 2
+
+
+def test_the_probes_it_starts_do_not_hold_the_ping_url(receiver, webserver, tmp_path, monkeypatch):
+    """The code-server probe runs in the instance's Python: it gets an environment without the URL."""
+    base, _pings = receiver
+    url, handler = webserver
+    handler.answer = _fixture("healthy")
+    seen = tmp_path / "probe-environment"
+    probe = tmp_path / "python"
+    probe.write_text(f"#!/bin/sh\nenv > {seen}\necho SERVING\n")
+    probe.chmod(0o755)
+    servers = [{"name": "etl", "host": "127.0.0.1", "port": 4000}]
+    assert _run(tmp_path, monkeypatch, base, url, python=str(probe), code_servers=servers) == 0
+    assert "PATH=" in seen.read_text()
+    assert "5a1d8c3e" not in seen.read_text()

@@ -294,7 +294,9 @@ def main(argv):
         return 2
     with open(argv[1], encoding="utf-8") as handle:
         config = json.load(handle)
-    base = os.environ.get(PING_URL_ENV, "")
+    # Taken out of the environment: the probes this check starts (systemctl, the code-server
+    # probe in the instance's Python) never hold the ping URL.
+    base = os.environ.pop(PING_URL_ENV, "")
     if not base:
         print(f"{PING_URL_ENV} is not set; nothing to ping", file=sys.stderr)
         return 2
