@@ -58,6 +58,7 @@ step() {
 # start_step NAME COMMAND...: a step run in the background, its output kept
 # until finish_step NAME prints it and records its result as step does.
 declare -A step_pid=() step_log=()
+failed_logs=()
 start_step() {
   local name=$1 log
   shift
@@ -217,6 +218,7 @@ run_molecule() {
     fi
     if ! grep -q ' ok ' "$logdir/$scenario.result" 2>/dev/null; then
       failed=1
+      failed_logs+=("$logdir/$scenario.log")
       echo
       echo "==> log of the failed scenario $scenario (last 300 lines; all of it in $logdir/$scenario.log)"
       tail -n 300 "$logdir/$scenario.log" 2>/dev/null || true
@@ -257,4 +259,14 @@ esac
 echo
 echo "==> summary ($(($(date +%s) - suite_started)) s in all, $(nproc) cores)"
 printf '%s\n' "${results[@]}"
+# What failed, in a few lines per scenario, last: the part of the output that
+# a truncated CI log still shows.
+for log in "${failed_logs[@]}"; do
+  echo
+  echo "==> what failed in $(basename "$log" .log)"
+  sed 's/\x1b\[[0-9;]*m//g' "$log" >"$log.plain"
+  grep -E '^\s*(│\s*)?((FAILED|ERROR)( tests/|\s*$)|E   )' -A1 "$log.plain" | cut -c1-300 | head -n 24 || true
+  grep -E 'fatal: \[|CRITICAL' "$log.plain" | grep -v '\.\.\.ignoring' | cut -c1-300 | tail -n 6 || true
+  rm -f "$log.plain"
+done
 exit $failed
