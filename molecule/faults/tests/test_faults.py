@@ -30,6 +30,7 @@ from dagster_checks import (
     pause_job_worker_pids,
     psql,
     run_status,
+    wait_for,
     wait_for_run,
 )
 
@@ -69,16 +70,6 @@ FIRST_CHANGING_PLAY = "Start building the Dagster environments"
 
 def main_pid(host, unit):
     return int(host.check_output(f"systemctl show -p MainPID --value {unit}"))
-
-
-def wait_for(predicate, timeout, step=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def answering(host, unit):
@@ -254,13 +245,13 @@ def test_killed_main_process_comes_back_within_the_limit(host, unit):
         pid = main_pid(host, unit)
         return pid not in (0, before) and host.service(unit).is_running and answering(host, unit)
 
-    assert wait_for(back, 60), journal(host, unit)
+    wait_for(back, 60, step=0.5, message=lambda: journal(host, unit))
     if unit == "dagster-daemon.service":
-        assert wait_for(lambda: daemon_heartbeats_since(host, killed_at), 60), journal(host, unit)
+        wait_for(lambda: daemon_heartbeats_since(host, killed_at), 60, step=0.5, message=lambda: journal(host, unit))
     seconds = time.monotonic() - started
     print(f"{unit}: killed, active and answering again after {seconds:.1f} s (target {RECOVERY_TARGET} s)")
     # Whatever was killed, the instance serves the location again before the next test.
-    assert wait_for(lambda: location_loaded(host), 60), journal(host, "dagster-webserver.service")
+    wait_for(lambda: location_loaded(host), 60, step=0.5, message=lambda: journal(host, "dagster-webserver.service"))
     print(f"  and the instance has the code location loaded after {time.monotonic() - started:.1f} s")
     assert seconds <= RECOVERY_LIMIT_UNDER_LOAD, f"{unit} took {seconds:.1f} s"
 
@@ -345,11 +336,9 @@ def test_queued_runs_wait_for_the_daemon_and_start_when_it_is_back(host):
     finally:
         host.check_output("systemctl start dagster-daemon.service")
     back = time.monotonic()
-    started = wait_for(
-        lambda: all(run_status(host, run_id)["status"] not in ("QUEUED", "NOT_STARTED") for run_id in runs), 60
-    )
+    wait_for(lambda: all(run_status(host, run_id)["status"] not in ("QUEUED", "NOT_STARTED") for run_id in runs), 60,
+             step=0.5, message=lambda: [run_status(host, run_id)["status"] for run_id in runs])
     print(f"queued runs left the queue {time.monotonic() - back:.1f} s after the daemon started")
-    assert started, [run_status(host, run_id)["status"] for run_id in runs]
     for run_id in runs:
         assert wait_for_run(host, run_id)[0] == "SUCCESS"
 
@@ -378,7 +367,7 @@ def test_a_crash_loop_keeps_trying_and_heals_when_the_cause_goes(host):
     finally:
         # Only the cause goes: no reset-failed, no start. The unit heals on its own.
         host.check_output(f"rm -f {CRASH} && systemctl daemon-reload")
-    assert wait_for(lambda: answering(host, unit), 60), journal(host, unit)
+    wait_for(lambda: answering(host, unit), 60, step=0.5, message=lambda: journal(host, unit))
 
 
 # --- the machine restarted -------------------------------------------------------------------------
@@ -387,14 +376,14 @@ def test_a_crash_loop_keeps_trying_and_heals_when_the_cause_goes(host):
 def test_everything_comes_back_after_a_restart_of_the_machine(host):
     subprocess.run(["docker", "restart", "--time", "30", HOST], check=True, capture_output=True)
     restarted_at = time.time()
-    assert wait_for(
-        lambda: host.run("systemctl is-system-running").stdout.strip() in ("running", "degraded"), 180, step=2
-    ), host.run("systemctl --failed --no-pager").stdout
+    wait_for(lambda: host.run("systemctl is-system-running").stdout.strip() in ("running", "degraded"), 180, step=2,
+             message=lambda: host.run("systemctl --failed --no-pager").stdout)
     for unit in UNITS + ["postgresql.service"]:
         assert host.service(unit).is_enabled, unit
-        assert wait_for(lambda u=unit: host.service(u).is_running, 60), journal(host, unit)
-    assert wait_for(lambda: answering(host, "dagster-webserver.service"), 120)
-    assert wait_for(lambda: daemon_heartbeats_since(host, restarted_at), 120), journal(host, "dagster-daemon.service")
+        wait_for(lambda u=unit: host.service(u).is_running, 60, step=0.5, message=lambda u=unit: journal(host, u))
+    wait_for(lambda: answering(host, "dagster-webserver.service"), 120, step=0.5, message="the webserver does not answer")
+    wait_for(lambda: daemon_heartbeats_since(host, restarted_at), 120, step=0.5,
+             message=lambda: journal(host, "dagster-daemon.service"))
     assert host.run("systemctl --failed --no-legend").stdout.strip() == ""
     seconds = run_succeeds(host)
     print(f"after the restart: all units active, daemon heartbeat fresh, a run in {seconds:.1f} s")
@@ -425,8 +414,8 @@ def test_a_killed_run_worker_is_marked_failed_and_its_control_run_succeeds(host)
         "ops": {"pause": {"config": {"seconds": 900, "release_file": path}}}}) for name, path in releases.items()}
     workers = {}
     for name, run_id in runs.items():
-        started = wait_for(lambda r=run_id: pause_job_worker_pids(host, r)["started"], 90)
-        assert started, f"the worker of the {name} run did not start: {run_status(host, run_id)}"
+        started = wait_for(lambda r=run_id: pause_job_worker_pids(host, r)["started"], 90, step=0.5,
+                           message=lambda n=name, r=run_id: f"the worker of the {n} run did not start: {run_status(host, r)}")
         workers[name] = started[0]
     host.check_output(f"kill -9 {workers['killed']}")
     status, seconds, seen = wait_for_run(host, runs["killed"], timeout=KILLED_RUN_BOUND + 60)
