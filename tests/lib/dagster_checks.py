@@ -289,8 +289,11 @@ with open(sys.argv[1], "a") as out:
                         if needle in environ:
                             out.write(f"{ENVIRON_MARK}{index} {argv}\n")
                             out.flush()
-        time.sleep(0.1)
+        time.sleep(INTERVAL)
 """
+# Short enough to see the short-lived processes of a small deployment (a pg_dump
+# of a few runs lives about 0.1 s), at a few percent of a core.
+ARGV_SAMPLE_INTERVAL = 0.02
 ARGV_SAMPLES = "/root/argv-samples.txt"
 ARGV_NEEDLES = "/root/argv-sampler-needles"
 # The prefix of a sampled line whose process held one of the needles in its environment.
@@ -298,12 +301,13 @@ ENVIRON_MARK = "environ-holds-needle: "
 
 
 def start_argv_sampler(host, environ_needles=()):
-    """Record every distinct command line on the host, sampled every 0.1 s, until stop_argv_sampler.
+    """Record every distinct command line on the host, sampled every ARGV_SAMPLE_INTERVAL s, until stop_argv_sampler.
 
     With environ_needles, the command line of each process whose environment holds
     one of them is recorded again, after ENVIRON_MARK and the needle's index in
     environ_needles (the needle itself is not)."""
-    code = base64.b64encode(_ARGV_SAMPLER.replace("ENVIRON_MARK", repr(ENVIRON_MARK)).encode()).decode()
+    code = _ARGV_SAMPLER.replace("ENVIRON_MARK", repr(ENVIRON_MARK)).replace("INTERVAL", repr(ARGV_SAMPLE_INTERVAL))
+    code = base64.b64encode(code.encode()).decode()
     host.run("systemctl stop dagsterops-argv-sampler.service")
     host.check_output(f"rm -f {ARGV_SAMPLES} {ARGV_NEEDLES}")
     needles = ""

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from dagster_checks import (
+    ARGV_SAMPLE_INTERVAL,
     ENVIRON_MARK,
     GRPC_HEALTH,
     ansible_playbook,
@@ -572,7 +573,7 @@ def test_a_converge_that_logs_in_and_a_ping_show_no_secret_on_a_command_line(hos
     assert "dagster-healthcheck" in samples, samples[-3000:]
     logged = host.check_output(f"journalctl --since '{since}' --no-pager -o cat")
     holders = [line[len(ENVIRON_MARK):] for line in samples.splitlines() if line.startswith(ENVIRON_MARK)]
-    print(f"login converge and ping: {len(samples.splitlines())} command lines sampled every 0.1 s, "
+    print(f"login converge and ping: {len(samples.splitlines())} command lines sampled every {ARGV_SAMPLE_INTERVAL} s, "
           f"{len(logged.splitlines())} journal lines; processes with a secret in their environment: {holders}")
     for name, secret in (("the auth key", AUTH_KEY), ("the ping URL", PING_SECRET)):
         assert secret not in output, f"{name} is in the -vvv output"

@@ -15,6 +15,7 @@ import pytest
 import testinfra
 from dagster_checks import PROJECT as ROOT
 from dagster_checks import (
+    ARGV_SAMPLE_INTERVAL,
     ansible_playbook,
     frozen_packages,
     graphql,
@@ -659,7 +660,7 @@ def test_a_change_restarts_only_its_location_and_no_password_is_logged(db, insta
     samples = {which: stop_argv_sampler(host) for which, host in hosts.items()}
     assert rc == 0, output[-4000:]
     print(f"verbose re-converge with one location's environment changed: {seconds:.0f} s")
-    print("command lines sampled every 0.1 s: " + ", ".join(
+    print(f"command lines sampled every {ARGV_SAMPLE_INTERVAL} s: " + ", ".join(
         f"{which} {len(text.splitlines())}" for which, text in samples.items()))
     assert password not in output, "the database password appears in the converge output"
     for which, host in hosts.items():

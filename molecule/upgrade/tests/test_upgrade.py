@@ -9,6 +9,7 @@ import time
 
 import pytest
 from dagster_checks import (
+    ARGV_SAMPLE_INTERVAL,
     ENVIRON_MARK,
     PROJECT,
     ansible_playbook,
@@ -279,7 +280,7 @@ def _since(host):
 def _assert_no_secret(host, what, output, samples, since):
     """No secret in the -vvv output, on a sampled command line or in the journal since `since`, sudo's lines included."""
     logged = host.check_output(f"journalctl --since '{since}' --no-pager -o cat")
-    print(f"{what}: {len(samples.splitlines())} command lines sampled every 0.1 s, {len(logged.splitlines())} journal lines")
+    print(f"{what}: {len(samples.splitlines())} command lines sampled every {ARGV_SAMPLE_INTERVAL} s, {len(logged.splitlines())} journal lines")
     assert "ESTABLISH" in output, f"{what} did not run at -vvv"
     for name, secret in _secrets(host).items():
         assert len(secret) >= 12, name
@@ -537,7 +538,7 @@ def test_restore_playbook_brings_back_the_backed_up_state(host, backup):
     )
     assert rc == 0, output[-4000:]
     # Not blind: the restore's own processes were seen, the helper and its psql session (pg_restore
-    # --list of the check ends within a sample's 0.1 s on a dump this small, so it is not asked for).
+    # --list of the check can end between two samples on a dump this small, so it is not asked for).
     assert f"restore-database {dump}" in samples and "psql --no-psqlrc" in samples, samples[-3000:]
     # Every run of the dump is back, the run made after the backup is gone. (The
     # retry daemon may add runs at any time, so the set is not compared whole.)
