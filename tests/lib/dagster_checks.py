@@ -19,9 +19,9 @@ PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resol
 # Runs inside the test host with its own python3, so no client is installed there.
 _GRAPHQL_CLIENT = r"""
 import base64, json, sys, urllib.request
-url, body = sys.argv[1], base64.b64decode(sys.argv[2])
+url, body, timeout = sys.argv[1], base64.b64decode(sys.argv[2]), float(sys.argv[3])
 request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-with urllib.request.urlopen(request, timeout=30) as response:
+with urllib.request.urlopen(request, timeout=timeout) as response:
     sys.stdout.write(response.read().decode())
 """
 
@@ -90,12 +90,13 @@ def journal(host, unit, lines=60):
     return host.run(f"journalctl -u {unit} --no-pager -n {lines}").stdout
 
 
-def graphql(host, query, variables=None, port=3000, address="127.0.0.1", path_prefix=""):
+def graphql(host, query, variables=None, port=3000, address="127.0.0.1", path_prefix="", call_timeout=30):
+    """The data of one GraphQL call, made from inside the host; fails after `call_timeout` seconds without an answer."""
     url = f"http://{address}:{port}{path_prefix}/graphql"
     body = base64.b64encode(json.dumps({"query": query, "variables": variables or {}}).encode()).decode()
     script = base64.b64encode(_GRAPHQL_CLIENT.encode()).decode()
     result = host.run(
-        f"python3 -c \"import base64;exec(base64.b64decode('{script}'))\" {url} {body}"
+        f"python3 -c \"import base64;exec(base64.b64decode('{script}'))\" {url} {body} {call_timeout}"
     )
     assert result.rc == 0, f"GraphQL call to {url} failed: {result.stderr}\n{journal(host, 'dagster-webserver')}"
     payload = json.loads(result.stdout)

@@ -8,6 +8,7 @@ import json
 import time
 
 import pytest
+import yaml
 from dagster_checks import (
     ARGV_SAMPLE_INTERVAL,
     ENVIRON_MARK,
@@ -98,9 +99,12 @@ def test_failed_run_is_retried_to_success(host):
 
 def test_a_run_past_its_max_runtime_is_failed_by_run_monitoring(host):
     # slow_job sleeps ten minutes; its dagster/max_runtime of 20 s is what ends
-    # it: run monitoring (polling every 5 s here) cancels it through the code
-    # server and marks it FAILURE. A killed worker is molecule/faults' test.
-    max_runtime, poll = 20, 5
+    # it: run monitoring (polling as often as the instance's dagster.yaml says)
+    # cancels it through the code server and marks it FAILURE. A killed worker
+    # is molecule/faults' test.
+    max_runtime = 20
+    poll = yaml.safe_load(host.file("/var/lib/dagster/dagster.yaml").content_string)["run_monitoring"][
+        "poll_interval_seconds"]
     run_id = launch_run(host, "example", "slow_job", tags={"dagster/max_runtime": str(max_runtime)})
     status, _, seen = wait_for_run(host, run_id, timeout=180)
     assert status == "FAILURE", seen
