@@ -266,7 +266,8 @@ for log in "${failed_logs[@]}"; do
   echo "==> what failed in $(basename "$log" .log)"
   sed 's/\x1b\[[0-9;]*m//g' "$log" >"$log.plain"
   # The failed tests first (pytest's short summary), then their E lines.
-  grep -E '^\s*(│\s*)?(FAILED|ERROR)( tests/|\s*$)' -A1 "$log.plain" | cut -c1-300 | head -n 12 || true
+  sed -n '/short test summary info/,/ in [0-9.]*s /p' "$log.plain" |
+    grep -E '^\s*(│\s*)?(FAILED|ERROR)( tests/|\s*$)' -A1 | cut -c1-300 | head -n 12 || true
   grep -E '^\s*(│\s*)?E   ' "$log.plain" | cut -c1-300 | head -n 16 || true
   grep -E 'fatal: \[|CRITICAL' "$log.plain" | grep -v '\.\.\.ignoring' | cut -c1-300 | tail -n 6 || true
   rm -f "$log.plain"

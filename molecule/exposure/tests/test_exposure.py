@@ -33,6 +33,7 @@ from dagster_checks import (
     locations,
     reload_location,
     run_ids_with_status,
+    run_messages,
     start_argv_sampler,
     stop_argv_sampler,
     wait_for,
@@ -355,7 +356,9 @@ def test_no_false_alarm_under_load(host):
     figure("load: verifier's GraphQL calls / longest (s)", f"{len(call_seconds)} / {max(call_seconds):.1f}")
     assert full_since, f"never {LOAD_MIN_CONCURRENT} runs at once: {[c['started'] for c in checks]}"
     assert len(held) >= LOAD_CHECKS, [(c["started"], c["released"]) for c in checks]
-    assert outcomes == ["SUCCESS"] * LOAD_RUNS, outcomes
+    assert outcomes == ["SUCCESS"] * LOAD_RUNS, {
+        run_id: (outcome, run_messages(host, run_id)[-4:]) for run_id, outcome in zip(run_ids, outcomes)
+        if outcome != "SUCCESS"}
     assert fails == [], "\n\n".join(p["body"] for p in fails)
     assert all(c["result"] == "0" for c in checks)
 
