@@ -208,13 +208,14 @@ def psql(host, sql, database="dagster"):
     return host.check_output(f"sudo -u postgres psql -d {database} -tAc \"{sql}\"").strip()
 
 
-def run_messages(db, run_id, event_types=("RUN_FAILURE", "ENGINE_EVENT")):
-    """The messages of the run's events of those types, oldest first, read from PostgreSQL:
-    why a run failed, in the words of the process that failed it."""
+def run_messages(db, run_id, event_types=("PIPELINE_FAILURE", "ENGINE_EVENT")):
+    """The messages of the run's events of those types (a run's failure is stored as
+    PIPELINE_FAILURE), oldest first, read from PostgreSQL: why a run failed, in the
+    words of the process that failed it."""
     types = "','".join(event_types)
     rows = psql(db, f"SELECT event FROM event_logs WHERE run_id='{run_id}' "
                     f"AND dagster_event_type IN ('{types}') ORDER BY id").splitlines()
-    return [json.loads(row).get("user_message", "") for row in rows]
+    return [(json.loads(row).get("dagster_event") or {}).get("message", "") for row in rows]
 
 
 def materialized_text(db, run_id, label="hostname"):
