@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[2]))
 
 # Runs inside the test host with its own python3, so no client is installed there.
@@ -208,22 +210,28 @@ def psql(host, sql, database="dagster"):
     return host.check_output(f"sudo -u postgres psql -d {database} -tAc \"{sql}\"").strip()
 
 
-def run_messages(db, run_id, event_types=("PIPELINE_FAILURE", "ENGINE_EVENT")):
-    """The messages of the run's events of those types (a run's failure is stored as
-    PIPELINE_FAILURE), oldest first, read from PostgreSQL: why a run failed, in the
-    words of the process that failed it."""
+def instance_config(host, home="/var/lib/dagster"):
+    """The instance's dagster.yaml on the host, parsed."""
+    return yaml.safe_load(host.file(f"{home}/dagster.yaml").content_string)
+
+
+def run_events(db, run_id, event_types):
+    """The run's stored events of those types, oldest first, parsed, read from PostgreSQL."""
     types = "','".join(event_types)
     rows = psql(db, f"SELECT event FROM event_logs WHERE run_id='{run_id}' "
                     f"AND dagster_event_type IN ('{types}') ORDER BY id").splitlines()
-    return [(json.loads(row).get("dagster_event") or {}).get("message", "") for row in rows]
+    return [json.loads(row) for row in rows]
+
+
+def run_messages(db, run_id, event_types=("PIPELINE_FAILURE", "ENGINE_EVENT")):
+    """The messages of the run's events of those types (a run's failure is stored as
+    PIPELINE_FAILURE), oldest first: why a run failed, in the words of the process that
+    failed it."""
+    return [(event.get("dagster_event") or {}).get("message", "") for event in run_events(db, run_id, event_types)]
 
 
 def materialized_text(db, run_id, label="hostname"):
     """The text metadata entries `label` of the run's asset materializations, read from PostgreSQL."""
-    events = psql(
-        db,
-        f"SELECT event FROM event_logs WHERE run_id='{run_id}' AND dagster_event_type='ASSET_MATERIALIZATION'",
-    ).splitlines()
     found = []
 
     def walk(node):
@@ -237,8 +245,8 @@ def materialized_text(db, run_id, label="hostname"):
             for value in node:
                 walk(value)
 
-    for event in events:
-        walk(json.loads(event))
+    for event in run_events(db, run_id, ["ASSET_MATERIALIZATION"]):
+        walk(event)
     return found
 
 

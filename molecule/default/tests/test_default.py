@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from dagster_checks import journal, launch_run, locations, wait_for_run
+from dagster_checks import instance_config, journal, launch_run, locations, wait_for_run
 
 UNITS = ["postgresql.service", "dagster-webserver.service", "dagster-daemon.service"]
 
@@ -41,9 +41,7 @@ def test_files_and_modes(host):
 
 
 def test_instance_config(host):
-    import yaml
-
-    config = yaml.safe_load(host.file("/var/lib/dagster/dagster.yaml").content_string)
+    config = instance_config(host)
     assert config["storage"]["postgres"]["postgres_url"] == "postgresql+psycopg2://dagster@/dagster?host=/run/postgresql"
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["run_coordinator"]["config"]["max_concurrent_runs"] == 10

@@ -19,6 +19,7 @@ from dagster_checks import (
     ansible_playbook,
     frozen_packages,
     graphql,
+    instance_config,
     journal,
     launch_run,
     locations,
@@ -311,9 +312,7 @@ def _connect(client, which, **params):
 
 
 def test_clients_verify_the_server_by_default(instance):
-    import yaml
-
-    dagster_yaml = yaml.safe_load(instance.file("/var/lib/dagster/dagster.yaml").content_string)
+    dagster_yaml = instance_config(instance)
     assert dagster_yaml["storage"]["postgres"]["postgres_db"]["params"] == VERIFY
 
 

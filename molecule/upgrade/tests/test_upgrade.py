@@ -8,7 +8,6 @@ import json
 import time
 
 import pytest
-import yaml
 from dagster_checks import (
     ARGV_SAMPLE_INTERVAL,
     ENVIRON_MARK,
@@ -16,6 +15,7 @@ from dagster_checks import (
     ansible_playbook,
     finish_playbook,
     graphql,
+    instance_config,
     journal,
     launch_run,
     psql,
@@ -103,8 +103,7 @@ def test_a_run_past_its_max_runtime_is_failed_by_run_monitoring(host):
     # cancels it through the code server and marks it FAILURE. A killed worker
     # is molecule/faults' test.
     max_runtime = 20
-    poll = yaml.safe_load(host.file("/var/lib/dagster/dagster.yaml").content_string)["run_monitoring"][
-        "poll_interval_seconds"]
+    poll = instance_config(host)["run_monitoring"]["poll_interval_seconds"]
     run_id = launch_run(host, "example", "slow_job", tags={"dagster/max_runtime": str(max_runtime)})
     status, _, seen = wait_for_run(host, run_id, timeout=180)
     assert status == "FAILURE", seen
