@@ -6,6 +6,7 @@
 #   scripts/test.sh unit            pytest tests/unit
 #   scripts/test.sh docs            the docs site (scripts/docs.sh), warnings fail it
 #   scripts/test.sh molecule [S..]  the molecule scenarios (all, or those named)
+#   scripts/test.sh soak [S..]      the scenarios with long checks (tests marked soak), with them
 #
 # On a machine with none of it, it installs the tool venv (.venv), a Docker
 # engine, debootstrap and chromium (for the browser test of the UI), starts
@@ -194,15 +195,15 @@ prepare_machine() {
 # printed at the end.
 run_molecule() {
   prepare_machine
-  local lanes=${DAGSTEROPS_LANES:-2} scenario i logdir
+  local lanes=${DAGSTEROPS_LANES:-2} scenario i logdir="$root/.molecule-logs"
+  rm -rf "$logdir"
   if [ "$lanes" -le 1 ] || [ $# -le 1 ]; then
     for scenario in "$@"; do
       step "molecule $scenario" run_scenario "$scenario"
     done
     return 0
   fi
-  logdir="$root/.molecule-logs"
-  rm -rf "$logdir" && mkdir -p "$logdir"
+  mkdir -p "$logdir"
   local -a pids=()
   printf '%s\n' "$@" >"$logdir/queue"
   for ((i = 0; i < lanes; i++)); do
@@ -252,8 +253,24 @@ case "$what" in
     for name in lint unit docs "test machine"; do finish_step "$name"; done
     run_molecule "${SCENARIOS[@]}"
     ;;
-  soak) step soak scripts/soak.sh ;;
-  *) echo "usage: scripts/test.sh [all|lint|unit|docs|molecule [scenario ...]|soak]" >&2; exit 2 ;;
+  soak)
+    # The long checks (the tests marked soak, tests/lib/dagsterops_pytest.py) with the
+    # other tests of their scenarios: those named, or every scenario that has one. The
+    # exposure scenario holds its load DAGSTEROPS_LOAD_SECONDS (default 600) instead of 60.
+    export DAGSTEROPS_SOAK=1 DAGSTEROPS_LOAD_SECONDS=${DAGSTEROPS_LOAD_SECONDS:-600}
+    if [ $# -eq 0 ]; then
+      for scenario in "${SCENARIOS[@]}"; do
+        if grep -qs 'pytest.mark.soak' molecule/"$scenario"/tests/*.py; then set -- "$@" "$scenario"; fi
+      done
+    fi
+    run_molecule "$@"
+    # The figures the soaked tests printed, again at the end.
+    echo
+    echo "==> soak figures"
+    grep -ahoE '(FIGURE .*|after PostgreSQL was away .*|[0-9]+ of the catalogue.s [0-9]+ refused converges in [0-9]+ s)' \
+      "$root"/.molecule-logs/*.log 2>/dev/null || echo "(in the scenario's output above)"
+    ;;
+  *) echo "usage: scripts/test.sh [all|lint|unit|docs|molecule [scenario ...]|soak [scenario ...]]" >&2; exit 2 ;;
 esac
 
 echo

@@ -198,6 +198,8 @@ mutation Terminate($id: String!) {
 """
 
 
+# A soak: one more upgrade converge; the failed upgrades that CI runs are the two tests after it.
+@pytest.mark.soak
 def test_a_wait_that_times_out_starts_the_instance_again_and_names_the_runs(host):
     old_venv = host.check_output("readlink /opt/dagster/current")
     dumps = _listing(host, f"dagster-*-before-{NEW}-*.pgc")
@@ -591,6 +593,8 @@ def test_backup_timer_runs_the_same_backup(host, backup):
     assert _shadow(host) == backup[3]
 
 
+# A soak: a converge back to the previous release; the restore it builds on runs in CI above.
+@pytest.mark.soak
 def test_rollback_playbook_returns_to_the_previous_release(host, backup):
     before_upgrade = _newest(host, f"dagster-*-before-{NEW}-from-dagster-{OLD}-*.pgc")
     kept = host.check_output(f"ls -d /opt/dagster/venvs/dagster-{OLD}-*")
