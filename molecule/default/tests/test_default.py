@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from dagster_checks import instance_config, journal, launch_run, locations, wait_for_run
+from dagster_checks import instance_config, journal, launch_run, locations, pause_config, psql, wait_for_run
 
 UNITS = ["postgresql.service", "dagster-webserver.service", "dagster-daemon.service"]
 
@@ -84,6 +84,37 @@ def test_queued_run_succeeds_and_is_stored(host):
     )
     assert int(queued_events.strip()) == 1
     print(f"run {run_id}: {' -> '.join(seen)} in {seconds:.1f} s")
+
+
+# dagster_tag_concurrency_limits in molecule.yml: at most one run at a time per value of this tag.
+SERIAL_TAG = "dagsterops/serial"
+
+
+def _start_and_end(host, run_id):
+    """When the run's worker started and when the run ended (seconds since the epoch), from PostgreSQL."""
+    start, end = psql(host, f"SELECT start_time, end_time FROM runs WHERE run_id='{run_id}'").split("|")
+    return float(start), float(end)
+
+
+def test_a_tag_concurrency_limit_holds_a_run_until_the_last_one_with_its_tag_ends(host):
+    """Two runs with the same value of the limited tag run one after the other; a run
+    without the tag, launched with them, starts beside the first (the coordinator allows
+    several runs at once)."""
+    limits = instance_config(host)["run_coordinator"]["config"]
+    assert limits["tag_concurrency_limits"] == [{"key": SERIAL_TAG, "limit": 1}], limits
+    assert limits["max_concurrent_runs"] >= 3, limits
+    first = launch_run(host, "example", "pause_job", tags={SERIAL_TAG: "a"}, run_config=pause_config(20))
+    second = launch_run(host, "example", "pause_job", tags={SERIAL_TAG: "a"}, run_config=pause_config(1))
+    untagged = launch_run(host, "example", "pause_job", run_config=pause_config(1))
+    for run_id in (first, second, untagged):
+        status, _, seen = wait_for_run(host, run_id, timeout=300)
+        assert status == "SUCCESS", (run_id, seen, journal(host, "dagster-daemon"))
+    (first_start, first_end), (second_start, _), (untagged_start, _) = (
+        _start_and_end(host, run_id) for run_id in (first, second, untagged))
+    print(f"tag limit: first run {first_start:.1f}-{first_end:.1f}, second started {second_start:.1f}, "
+          f"the untagged one {untagged_start:.1f}")
+    assert second_start >= first_end, "the second run with the limited tag started before the first ended"
+    assert untagged_start < first_end, "the run without the tag waited for the tagged one"
 
 
 @pytest.mark.parametrize("unit", ["dagster-webserver.service", "dagster-daemon.service", "dagster-purge-runs.service"])
