@@ -219,6 +219,8 @@ def test_a_pip_source_is_installed_within_the_lock(code):
     assert installed - expected == {"dagster-example-pkg @ file:///srv/pkgs/dagster-example-pkg"}, installed ^ expected
 
 
+# A soak: two three-host converges; CI checks a tampered lock in default (the instance's environment).
+@pytest.mark.soak
 def test_a_tampered_hash_in_a_location_lock_stops_its_install(code, tmp_path):
     # The scenario's lock with one more package (humanize, not installed), its hashes reversed.
     lines = (ROOT / "molecule/multihost/files/second-more.lock").read_text().splitlines(keepends=True)
