@@ -163,8 +163,6 @@ def _server_version(host):
     return json.loads(out)["dagster_version"]
 
 
-# A soak: one more upgrade converge; CI's failed upgrade is test_a_failed_upgrade_goes_back_with_the_old_configuration.
-@pytest.mark.soak
 def test_failed_migration_rolls_back(host):
     """A switch to the new release whose migration did not finish: the re-run
     migrates; made to fail (the new release's dagster cannot run), it goes back
@@ -200,7 +198,8 @@ mutation Terminate($id: String!) {
 """
 
 
-# A soak: one more upgrade converge; CI's failed upgrade is test_a_failed_upgrade_goes_back_with_the_old_configuration.
+# A soak: one more upgrade converge. CI's failed upgrades are the test before it and the one after it,
+# which need the state the test before it leaves: the old release current.
 @pytest.mark.soak
 def test_a_wait_that_times_out_starts_the_instance_again_and_names_the_runs(host):
     old_venv = host.check_output("readlink /opt/dagster/current")
