@@ -6,6 +6,8 @@ environment restarts the webserver and the daemon, and a run in progress lives
 through it in the same worker process.
 """
 
+import time
+
 import pytest
 from dagster_checks import (
     PROJECT,
@@ -17,6 +19,7 @@ from dagster_checks import (
     pause_job_worker_pids,
     psql,
     python_version,
+    run_messages,
     run_status,
     wait_for,
     wait_for_run,
@@ -200,6 +203,51 @@ def test_a_runaway_run_fails_and_the_services_stay_up(host):
     assert _main_pids(host) == before, journal(host, "dagster-daemon")
     ended = psql(host, f"SELECT event FROM event_logs WHERE run_id='{run_id}' AND event LIKE '%was terminated by signal 9 (SIGKILL)%'")
     assert ended, "the run did not end with its process killed by the kernel"
+
+
+# A run in flight on the module location, whose worker dies with the daemon's whole unit, and a
+# control run started after it, whose worker lives.
+LOST_RUN_PERIOD = 45  # dagster_run_monitoring_poll_interval, molecule.yml
+
+
+def _last_sweep_ended(host):
+    return host.check_output("systemctl show -p InactiveEnterTimestampMonotonic --value dagster-fail-lost-runs.service")
+
+
+def test_a_run_whose_worker_died_with_the_daemon_is_failed_within_the_poll_interval(host):
+    releases = {name: f"{STORAGE}/release-{name}" for name in ("lost", "control")}
+    as_dagster(host, " ".join(f"rm -f {path};" for path in releases.values()))
+
+    def start(name):
+        config = {"ops": {"pause": {"config": {"seconds": 600, "release_file": releases[name]}}}}
+        run_id = launch_run(host, "example", "pause_job", run_config=config)
+        wait_until_started(host, run_id, timeout=120)
+        return run_id, wait_for(lambda: pause_job_worker_pids(host, run_id)["started"], 60, message=f"{name} worker")[0]
+
+    lost, lost_worker = start("lost")
+    # Every process of the unit: the daemon, its code servers and the run's worker.
+    host.check_output("systemctl kill --signal=SIGKILL dagster-daemon.service")
+    killed_at = time.monotonic()
+    wait_for(lambda: host.run(f"kill -0 {lost_worker}").rc != 0, 10, step=0.2, message="the worker outlived the kill")
+    wait_for(lambda: host.service("dagster-daemon").is_running, 60, step=0.5, message=lambda: journal(host, "dagster-daemon"))
+    control, control_worker = start("control")
+    try:
+        status = wait_for(lambda: (s := run_status(host, lost)["status"]) != "STARTED" and s, LOST_RUN_PERIOD + 30,
+                          message=lambda: journal(host, "dagster-fail-lost-runs.service"))
+        seconds = time.monotonic() - killed_at
+        print(f"run whose worker died: {status} {seconds:.0f} s after the kill (period {LOST_RUN_PERIOD} s)")
+        assert status == "FAILURE", journal(host, "dagster-fail-lost-runs.service")
+        assert any(f"worker process (pid {lost_worker})" in message for message in run_messages(host, lost))
+        # The live worker's run is left alone, through one more sweep at least.
+        swept = _last_sweep_ended(host)
+        wait_for(lambda: _last_sweep_ended(host) != swept, LOST_RUN_PERIOD + 30,
+                 message=lambda: journal(host, "dagster-fail-lost-runs.service"))
+        assert run_status(host, control)["status"] == "STARTED"
+        assert host.run(f"kill -0 {control_worker}").rc == 0
+    finally:
+        as_dagster(host, " ".join(f"touch {path};" for path in releases.values()))
+    assert wait_for_run(host, control, timeout=120)[0] == "SUCCESS"
+    as_dagster(host, " ".join(f"rm -f {path};" for path in releases.values()))
 
 
 # --- reproducible environments ---------------------------------------------------------------------

@@ -8,16 +8,23 @@ service environment set (the units and tasks of the dagster role do that).
                                              naming the runs still in progress)
     dagster-ops.py purge-runs --days N [--status S ...] [--dry-run]
                                              delete finished runs older than N days with their event logs
+    dagster-ops.py fail-lost-runs --workspace FILE [--dry-run]
+                                             mark FAILED the started runs of this host's locations whose
+                                             worker process is gone
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
+import re
+import socket
 import sys
 import time
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+import yaml
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 IN_FLIGHT = (
     DagsterRunStatus.STARTING,
@@ -75,6 +82,94 @@ def purge_runs(instance, days, statuses, dry_run=False):
     return 0
 
 
+# The engine event a run worker logs first, from its own process (dagster api execute_run).
+WORKER_STARTED = re.compile(r"Started process for run \(pid: (\d+)\)")
+# Workspace entries whose runs execute on this host: the servers the daemon starts for
+# module and file locations, and code servers on this host's loopback.
+LOCAL_TYPES = ("python_module", "python_file", "python_package")
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def local_locations(workspace):
+    """The names of the workspace's locations whose run workers execute on this host."""
+    with open(workspace, encoding="utf-8") as f:
+        entries = (yaml.safe_load(f) or {}).get("load_from") or []
+    names = set()
+    for entry in entries:
+        for kind, spec in entry.items():
+            if isinstance(spec, dict) and (kind in LOCAL_TYPES or (kind == "grpc_server" and spec.get("host") in LOOPBACK)):
+                names.add(spec.get("location_name"))
+    return names
+
+
+def worker(instance, run_id):
+    """(pid, time) of the run's worker process as it logged itself, or None."""
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
+        found = WORKER_STARTED.search(entry.user_message or "")
+        if found:
+            return int(found.group(1)), entry.timestamp
+    return None
+
+
+def process_alive(pid, logged_at):
+    """Whether process `pid` runs and started no later than `logged_at`: the worker that logged
+    itself then, and not a later process that was given the same pid (after a restart)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    if fields[0] == "Z":
+        return False
+    booted = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+    started = booted + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return started <= logged_at + 1.0
+
+
+def fail_lost_runs(instance, workspace, dry_run=False):
+    """Mark FAILED each STARTED run of this host's locations whose worker process is gone.
+
+    A run's worker lives in the unit that launched it (the daemon, or a code server on
+    this host). It survives a restart of that unit's main process; if the whole unit
+    was killed or the host restarted, no process is left to report the run's end, and
+    Dagster's run monitoring does not check a worker of the default run launcher.
+    """
+    if not instance.run_monitoring_enabled:
+        print("run monitoring is off: nothing to check")
+        return 0
+    locations = local_locations(workspace)
+    failed = checked = 0
+    for record in instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED])):
+        run = record.dagster_run
+        origin = run.remote_job_origin
+        if origin is None or origin.location_name not in locations:
+            continue
+        logged = worker(instance, run.run_id)
+        if logged is None:
+            continue
+        checked += 1
+        pid, logged_at = logged
+        if process_alive(pid, logged_at):
+            continue
+        # Its end may have been stored since it was listed.
+        run = instance.get_run_by_id(run.run_id)
+        if run is None or run.status != DagsterRunStatus.STARTED:
+            continue
+        failed += 1
+        if dry_run:
+            print(f"run {run.run_id} ({origin.location_name}): worker pid {pid} is gone, would mark it FAILED")
+            continue
+        instance.report_run_failed(
+            run,
+            f"The run's worker process (pid {pid}) on {socket.gethostname()} is gone without reporting the "
+            "run's end: the unit that ran it was killed, or the host restarted.",
+        )
+        print(f"run {run.run_id} ({origin.location_name}): worker pid {pid} is gone, marked FAILED")
+    verb = "would mark" if dry_run else "marked"
+    print(f"{checked} started run(s) of {len(locations)} location(s) here checked, {failed} {verb} FAILED")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +180,9 @@ def main(argv=None):
     purge.add_argument("--days", type=int, required=True)
     purge.add_argument("--status", action="append", choices=sorted(FINISHED), dest="statuses")
     purge.add_argument("--dry-run", action="store_true")
+    lost = commands.add_parser("fail-lost-runs")
+    lost.add_argument("--workspace", required=True)
+    lost.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
 
     with DagsterInstance.get() as instance:
@@ -93,6 +191,8 @@ def main(argv=None):
             return 0
         if args.command == "wait-idle":
             return wait_idle(instance, args.timeout)
+        if args.command == "fail-lost-runs":
+            return fail_lost_runs(instance, args.workspace, args.dry_run)
         if args.days < 1:
             parser.error("--days must be at least 1")
         statuses = [FINISHED[name] for name in (args.statuses or sorted(FINISHED))]

@@ -1,0 +1,156 @@
+"""dagster-ops.py fail-lost-runs: which runs it checks, how it tells a live worker, what it fails.
+
+The script imports dagster, which the tool environment does not have: a small
+stand-in module gives it the few names it uses. The molecule default scenario
+runs it against a real instance (test_safety.py).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib.util
+import os
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "roles/dagster/files/dagster-ops.py"
+
+
+class RunStatus(enum.Enum):
+    STARTING = "STARTING"
+    STARTED = "STARTED"
+    CANCELING = "CANCELING"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    CANCELED = "CANCELED"
+
+
+@pytest.fixture(scope="module")
+def ops():
+    stand_in = types.ModuleType("dagster")
+    stand_in.DagsterRunStatus = RunStatus
+    stand_in.DagsterEventType = types.SimpleNamespace(ENGINE_EVENT="ENGINE_EVENT")
+    stand_in.DagsterInstance = object
+    stand_in.RunsFilter = lambda statuses: statuses
+    saved = sys.modules.get("dagster")
+    sys.modules["dagster"] = stand_in
+    try:
+        spec = importlib.util.spec_from_file_location("dagster_ops", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        if saved is None:
+            del sys.modules["dagster"]
+        else:
+            sys.modules["dagster"] = saved
+    return module
+
+
+WORKSPACE = """\
+load_from:
+- python_module: {module_name: example, location_name: module_here}
+- python_file: {relative_path: f.py, location_name: file_here}
+- grpc_server: {host: 127.0.0.1, port: 4000, location_name: code_server_here}
+- grpc_server: {host: code-host.internal, port: 4000, location_name: elsewhere}
+"""
+
+
+def test_the_locations_whose_runs_execute_here(ops, tmp_path):
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(WORKSPACE)
+    assert ops.local_locations(workspace) == {"module_here", "file_here", "code_server_here"}
+
+
+def test_a_live_process_is_alive_only_if_it_started_before_it_logged_itself(ops):
+    now = time.time()
+    assert ops.process_alive(os.getpid(), now)
+    # The same pid, logged before this process began: a later process that was given the pid.
+    assert not ops.process_alive(os.getpid(), now - 10 * 24 * 3600)
+
+
+def test_a_process_that_does_not_exist_is_not_alive(ops):
+    with open("/proc/sys/kernel/pid_max", encoding="ascii") as f:
+        assert not ops.process_alive(int(f.read()) + 1, time.time())
+
+
+class Entry:
+    def __init__(self, message, timestamp):
+        self.user_message = message
+        self.timestamp = timestamp
+
+
+class Run:
+    def __init__(self, run_id, location, status=RunStatus.STARTED):
+        self.run_id = run_id
+        self.status = status
+        self.remote_job_origin = types.SimpleNamespace(location_name=location) if location else None
+
+
+class Instance:
+    """Runs with their workers' start events; records the runs reported failed."""
+
+    run_monitoring_enabled = True
+
+    def __init__(self, runs, workers, ended=()):
+        self.runs = {run.run_id: run for run in runs}
+        self.workers = workers
+        self.ended = set(ended)
+        self.failed = {}
+
+    def get_run_records(self, statuses):
+        assert statuses == [RunStatus.STARTED]
+        return [types.SimpleNamespace(dagster_run=run) for run in self.runs.values()]
+
+    def all_logs(self, run_id, of_type):
+        assert of_type == "ENGINE_EVENT"
+        logs = [Entry("Starting run", time.time() - 60)]
+        if run_id in self.workers:
+            pid, logged_at = self.workers[run_id]
+            logs.append(Entry(f"Started process for run (pid: {pid}).", logged_at))
+        return logs
+
+    def get_run_by_id(self, run_id):
+        run = self.runs[run_id]
+        return Run(run_id, "x", RunStatus.SUCCESS) if run_id in self.ended else run
+
+    def report_run_failed(self, run, message):
+        self.failed[run.run_id] = message
+
+
+def _sweep(ops, tmp_path, instance, **kwargs):
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(WORKSPACE)
+    assert ops.fail_lost_runs(instance, workspace, **kwargs) == 0
+    return instance.failed
+
+
+GONE = 2**22 + 1  # above any pid_max: no such process
+
+
+def test_only_the_runs_of_this_hosts_locations_whose_worker_is_gone_are_failed(ops, tmp_path):
+    now = time.time()
+    instance = Instance(
+        [Run("lost", "module_here"), Run("alive", "file_here"), Run("remote", "elsewhere"),
+         Run("no-worker-yet", "code_server_here"), Run("no-origin", None), Run("ended-meanwhile", "module_here")],
+        {"lost": (GONE, now), "alive": (os.getpid(), now), "remote": (GONE, now), "ended-meanwhile": (GONE, now)},
+        ended={"ended-meanwhile"},
+    )
+    failed = _sweep(ops, tmp_path, instance)
+    assert list(failed) == ["lost"]
+    assert f"worker process (pid {GONE})" in failed["lost"]
+
+
+def test_a_dry_run_fails_nothing(ops, tmp_path, capsys):
+    instance = Instance([Run("lost", "module_here")], {"lost": (GONE, time.time())})
+    assert _sweep(ops, tmp_path, instance, dry_run=True) == {}
+    assert "would mark it FAILED" in capsys.readouterr().out
+
+
+def test_nothing_is_checked_with_run_monitoring_off(ops, tmp_path):
+    instance = Instance([Run("lost", "module_here")], {"lost": (GONE, time.time())})
+    instance.run_monitoring_enabled = False
+    assert _sweep(ops, tmp_path, instance) == {}
