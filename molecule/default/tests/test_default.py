@@ -117,7 +117,8 @@ def test_a_tag_concurrency_limit_holds_a_run_until_the_last_one_with_its_tag_end
     assert untagged_start < first_end, "the run without the tag waited for the tagged one"
 
 
-@pytest.mark.parametrize("unit", ["dagster-webserver.service", "dagster-daemon.service", "dagster-purge-runs.service"])
+@pytest.mark.parametrize("unit", ["dagster-webserver.service", "dagster-daemon.service", "dagster-purge-runs.service",
+                                  "dagster-fail-lost-runs.service"])
 def test_unit_exposure_is_low(host, unit):
     out = host.check_output(f"systemd-analyze security {unit} | tail -n 1")
     exposure = float(out.split(":")[1].split()[0])
