@@ -65,11 +65,23 @@ def test_the_locations_whose_runs_execute_here(ops, tmp_path):
     assert ops.local_locations(workspace) == {"module_here", "file_here", "code_server_here"}
 
 
-def test_a_live_process_is_alive_only_if_it_started_before_it_logged_itself(ops):
-    now = time.time()
-    assert ops.process_alive(os.getpid(), now)
-    # The same pid, logged before this process began: a later process that was given the pid.
-    assert not ops.process_alive(os.getpid(), now - 10 * 24 * 3600)
+def _started(pid):
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME) + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_live_process_is_the_worker_only_if_it_started_by_the_time_the_worker_logged_itself(ops):
+    started = _started(os.getpid())
+    assert ops.process_alive(os.getpid(), started)
+    assert ops.process_alive(os.getpid(), time.time())
+    # The same pid, logged well before this process began: a later process that was given the pid.
+    assert not ops.process_alive(os.getpid(), started - ops.CLOCK_SLACK - 5)
+
+
+def test_a_worker_that_logged_itself_before_this_boot_is_gone(ops):
+    booted = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+    assert not ops.process_alive(1, booted - 60)
 
 
 def test_a_process_that_does_not_exist_is_not_alive(ops):
@@ -78,8 +90,11 @@ def test_a_process_that_does_not_exist_is_not_alive(ops):
 
 
 class Entry:
+    """An engine event as Dagster stores it: the text in its DagsterEvent, user_message empty."""
+
     def __init__(self, message, timestamp):
-        self.user_message = message
+        self.user_message = ""
+        self.dagster_event = types.SimpleNamespace(message=message)
         self.timestamp = timestamp
 
 

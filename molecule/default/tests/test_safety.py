@@ -211,8 +211,12 @@ LOST_RUN_PERIOD = 45  # dagster_run_monitoring_poll_interval, molecule.yml
 SWEEP_SECONDS = 20
 
 
-def _last_sweep_ended(host):
-    return host.check_output("systemctl show -p InactiveEnterTimestampMonotonic --value dagster-fail-lost-runs.service")
+def _last_sweep(host):
+    """(start, end) of the lost run check's last run, in microseconds of the monotonic clock."""
+    out = host.check_output("systemctl show -p ExecMainStartTimestampMonotonic -p InactiveEnterTimestampMonotonic "
+                            "dagster-fail-lost-runs.service")
+    times = dict(line.split("=", 1) for line in out.splitlines())
+    return int(times["ExecMainStartTimestampMonotonic"]), int(times["InactiveEnterTimestampMonotonic"])
 
 
 def test_a_run_whose_worker_died_with_the_daemon_is_failed_within_the_poll_interval(host):
@@ -232,6 +236,7 @@ def test_a_run_whose_worker_died_with_the_daemon_is_failed_within_the_poll_inter
     wait_for(lambda: host.run(f"kill -0 {lost_worker}").rc != 0, 10, step=0.2, message="the worker outlived the kill")
     wait_for(lambda: host.service("dagster-daemon").is_running, 60, step=0.5, message=lambda: journal(host, "dagster-daemon"))
     control, control_worker = start("control")
+    before_control = _last_sweep(host)[0]
     try:
         status = wait_for(lambda: (s := run_status(host, lost)["status"]) != "STARTED" and s,
                           LOST_RUN_PERIOD + SWEEP_SECONDS,
@@ -242,10 +247,9 @@ def test_a_run_whose_worker_died_with_the_daemon_is_failed_within_the_poll_inter
         # One period, and the check's own run (a Python process that imports Dagster).
         assert seconds <= LOST_RUN_PERIOD + SWEEP_SECONDS, journal(host, "dagster-fail-lost-runs.service")
         assert any(f"worker process (pid {lost_worker})" in message for message in run_messages(host, lost))
-        # The live worker's run is left alone, through one more sweep at least.
-        swept = _last_sweep_ended(host)
-        wait_for(lambda: _last_sweep_ended(host) != swept, LOST_RUN_PERIOD + 30,
-                 message=lambda: journal(host, "dagster-fail-lost-runs.service"))
+        # The live worker's run is left alone by a check that started once it was STARTED.
+        wait_for(lambda: (sweep := _last_sweep(host))[0] > before_control and sweep[1] > sweep[0],
+                 LOST_RUN_PERIOD + SWEEP_SECONDS, message=lambda: journal(host, "dagster-fail-lost-runs.service"))
         assert run_status(host, control)["status"] == "STARTED"
         assert host.run(f"kill -0 {control_worker}").rc == 0
     finally:

@@ -105,15 +105,27 @@ def local_locations(workspace):
 def worker(instance, run_id):
     """(pid, time) of the run's worker process as it logged itself, or None."""
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
-        found = WORKER_STARTED.search(entry.user_message or "")
+        # An engine event's text is its DagsterEvent's message (the entry's user_message is empty).
+        message = entry.dagster_event.message if entry.dagster_event is not None else entry.user_message
+        found = WORKER_STARTED.search(message or "")
         if found:
             return int(found.group(1)), entry.timestamp
     return None
 
 
+# How much later than its log entry a process may seem to have started and still be taken for
+# the worker: a step of the wall clock since then shifts the two apart.
+CLOCK_SLACK = 60.0
+
+
 def process_alive(pid, logged_at):
-    """Whether process `pid` runs and started no later than `logged_at`: the worker that logged
-    itself then, and not a later process that was given the same pid (after a restart)."""
+    """Whether the worker that logged itself as `pid` at `logged_at` still runs.
+
+    Not if the entry is older than this boot, and not if process `pid` started well after the
+    entry: that is a later process that was given the same pid."""
+    booted = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+    if logged_at < booted:
+        return False
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -121,9 +133,8 @@ def process_alive(pid, logged_at):
         return False
     if fields[0] == "Z":
         return False
-    booted = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
     started = booted + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    return started <= logged_at + 1.0
+    return started <= logged_at + CLOCK_SLACK
 
 
 def fail_lost_runs(instance, workspace, dry_run=False):
