@@ -501,8 +501,37 @@ def dagster_instance(settings, writable=None):
     return deep_merge(instance, extra)
 
 
+def dagster_code_host_instance(postgres, storage_dir):
+    """The dagster.yaml of a code host's lost run check: the instance's storage and run monitoring.
+
+    The same `storage` section as the instance's dagster.yaml (storage_section); the run
+    directories at the code host's storage directory, where the runs executing there
+    write; no telemetry, which would write beside the file."""
+    if not isinstance(storage_dir, str) or not storage_dir.startswith("/"):
+        _fail("dagster_code_location_home", f"the storage directory must be an absolute path, got {storage_dir!r}")
+    return {
+        "storage": storage_section(postgres),
+        "run_monitoring": {"enabled": True},
+        "local_artifact_storage": {
+            "module": "dagster.core.storage.root",
+            "class": "LocalArtifactStorage",
+            "config": {"base_dir": storage_dir},
+        },
+        "compute_logs": {
+            "module": "dagster.core.storage.local_compute_log_manager",
+            "class": "LocalComputeLogManager",
+            "config": {"base_dir": storage_dir},
+        },
+        "telemetry": {"enabled": False},
+    }
+
+
 class FilterModule:
     """Dagster instance filters."""
 
     def filters(self):
-        return {"dagster_instance": dagster_instance, "dagster_docker_pgpass": dagster_docker_pgpass}
+        return {
+            "dagster_instance": dagster_instance,
+            "dagster_docker_pgpass": dagster_docker_pgpass,
+            "dagster_code_host_instance": dagster_code_host_instance,
+        }

@@ -276,6 +276,26 @@ def pause_job_worker_pids(db, run_id):
     return logged
 
 
+def start_held_run(instance, location, release_file, db=None, timeout=120):
+    """A pause_job run of the example on LOCATION that ends once RELEASE_FILE exists (on the
+    host where it runs), launched through INSTANCE's webserver once STARTED.
+
+    Returns (run id, the worker's pid as the job logged it); DB is the database host (INSTANCE by default)."""
+    config = {"ops": {"pause": {"config": {"seconds": 600, "release_file": release_file}}}}
+    run_id = launch_run(instance, location, "pause_job", run_config=config)
+    wait_until_started(instance, run_id, timeout=timeout)
+    pids = wait_for(lambda: pause_job_worker_pids(db or instance, run_id)["started"], 60,
+                    message=f"no worker pid logged by run {run_id}")
+    return run_id, pids[0]
+
+
+def last_oneshot_run(host, unit):
+    """(start, end) of the last run of a oneshot service, in microseconds of the host's monotonic clock."""
+    out = host.check_output(f"systemctl show -p ExecMainStartTimestampMonotonic -p InactiveEnterTimestampMonotonic {unit}")
+    times = dict(line.split("=", 1) for line in out.splitlines())
+    return int(times["ExecMainStartTimestampMonotonic"]), int(times["InactiveEnterTimestampMonotonic"])
+
+
 _ARGV_SAMPLER = r"""
 import os, sys, time
 needles = []

@@ -109,6 +109,7 @@ def test_filter_is_registered():
     assert dagster_instance.FilterModule().filters() == {
         "dagster_instance": instance,
         "dagster_docker_pgpass": dagster_instance.dagster_docker_pgpass,
+        "dagster_code_host_instance": dagster_instance.dagster_code_host_instance,
     }
 
 
@@ -529,3 +530,29 @@ def test_names_that_would_change_the_connection_url_are_refused(filter_error, as
     settings = copy.deepcopy(DEFAULT_SETTINGS)
     settings["postgres"][key] = value
     assert_field(filter_error(instance, settings), f"dagster_postgres_{key}")
+
+
+# ---------------------------------------------------------------- a code host's lost run check
+
+
+def test_a_code_host_reads_the_instances_storage_with_monitoring_on():
+    postgres = tcp(postgres__params={"sslmode": "verify-full"})["postgres"]
+    code_host = dagster_instance.dagster_code_host_instance(postgres, "/var/lib/dagster/storage")
+    assert code_host["storage"] == instance(tcp(postgres__params={"sslmode": "verify-full"}))["storage"]
+    assert code_host["run_monitoring"] == {"enabled": True}
+    assert code_host["local_artifact_storage"]["config"] == {"base_dir": "/var/lib/dagster/storage"}
+    assert code_host["compute_logs"]["config"] == {"base_dir": "/var/lib/dagster/storage"}
+    assert code_host["telemetry"] == {"enabled": False}
+
+
+@pytest.mark.parametrize(
+    ("postgres", "storage_dir", "field"),
+    [
+        ({"host": "db", "database": "dagster", "user": "dagster"}, "/s", "dagster_postgres_password_env"),
+        ({"host": "db", "database": "dag ster", "user": "dagster", "password_env": "P"}, "/s", "dagster_postgres_database"),
+        ({"host": "/run/postgresql", "database": "dagster", "user": "dagster"}, "storage", "dagster_code_location_home"),
+    ],
+)
+def test_a_code_hosts_bad_settings_name_the_field(postgres, storage_dir, field):
+    with pytest.raises(Exception, match=field):
+        dagster_instance.dagster_code_host_instance(postgres, storage_dir)

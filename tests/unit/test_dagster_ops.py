@@ -139,7 +139,7 @@ class Instance:
 def _sweep(ops, tmp_path, instance, **kwargs):
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text(WORKSPACE)
-    assert ops.fail_lost_runs(instance, workspace, **kwargs) == 0
+    assert ops.fail_lost_runs(instance, ops.local_locations(workspace), **kwargs) == 0
     return instance.failed
 
 
@@ -169,3 +169,34 @@ def test_nothing_is_checked_with_run_monitoring_off(ops, tmp_path):
     instance = Instance([Run("lost", "module_here")], {"lost": (GONE, time.time())})
     instance.run_monitoring_enabled = False
     assert _sweep(ops, tmp_path, instance) == {}
+
+
+def _main(ops, monkeypatch, instance, argv):
+    class Get:
+        @staticmethod
+        def get():
+            return Get()
+
+        def __enter__(self):
+            return instance
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(ops, "DagsterInstance", Get)
+    return ops.main(argv)
+
+
+def test_a_code_host_checks_the_locations_it_names(ops, monkeypatch):
+    now = time.time()
+    instance = Instance([Run("here", "served_here"), Run("there", "module_here")],
+                        {"here": (GONE, now), "there": (GONE, now)})
+    assert _main(ops, monkeypatch, instance, ["fail-lost-runs", "--location", "served_here", "--location", "x"]) == 0
+    assert list(instance.failed) == ["here"]
+
+
+def test_the_locations_come_from_a_workspace_or_from_names_not_both(ops, monkeypatch, tmp_path):
+    instance = Instance([], {})
+    for argv in (["fail-lost-runs"], ["fail-lost-runs", "--workspace", str(tmp_path), "--location", "x"]):
+        with pytest.raises(SystemExit):
+            _main(ops, monkeypatch, instance, argv)

@@ -14,6 +14,7 @@ from dagster_checks import (
     ansible_playbook,
     frozen_packages,
     journal,
+    last_oneshot_run,
     launch_run,
     locked_pins,
     pause_job_worker_pids,
@@ -21,6 +22,7 @@ from dagster_checks import (
     python_version,
     run_messages,
     run_status,
+    start_held_run,
     wait_for,
     wait_for_run,
     wait_until_started,
@@ -209,34 +211,20 @@ def test_a_runaway_run_fails_and_the_services_stay_up(host):
 # control run started after it, whose worker lives.
 LOST_RUN_PERIOD = 45  # dagster_run_monitoring_poll_interval, molecule.yml
 SWEEP_SECONDS = 20
-
-
-def _last_sweep(host):
-    """(start, end) of the lost run check's last run, in microseconds of the monotonic clock."""
-    out = host.check_output("systemctl show -p ExecMainStartTimestampMonotonic -p InactiveEnterTimestampMonotonic "
-                            "dagster-fail-lost-runs.service")
-    times = dict(line.split("=", 1) for line in out.splitlines())
-    return int(times["ExecMainStartTimestampMonotonic"]), int(times["InactiveEnterTimestampMonotonic"])
+LOST_RUNS = "dagster-fail-lost-runs.service"
 
 
 def test_a_run_whose_worker_died_with_the_daemon_is_failed_within_the_poll_interval(host):
     releases = {name: f"{STORAGE}/release-{name}" for name in ("lost", "control")}
     as_dagster(host, " ".join(f"rm -f {path};" for path in releases.values()))
-
-    def start(name):
-        config = {"ops": {"pause": {"config": {"seconds": 600, "release_file": releases[name]}}}}
-        run_id = launch_run(host, "example", "pause_job", run_config=config)
-        wait_until_started(host, run_id, timeout=120)
-        return run_id, wait_for(lambda: pause_job_worker_pids(host, run_id)["started"], 60, message=f"{name} worker")[0]
-
-    lost, lost_worker = start("lost")
+    lost, lost_worker = start_held_run(host, "example", releases["lost"])
     # Every process of the unit: the daemon, its code servers and the run's worker.
     host.check_output("systemctl kill --signal=SIGKILL dagster-daemon.service")
     killed_at = time.monotonic()
     wait_for(lambda: host.run(f"kill -0 {lost_worker}").rc != 0, 10, step=0.2, message="the worker outlived the kill")
     wait_for(lambda: host.service("dagster-daemon").is_running, 60, step=0.5, message=lambda: journal(host, "dagster-daemon"))
-    control, control_worker = start("control")
-    before_control = _last_sweep(host)[0]
+    control, control_worker = start_held_run(host, "example", releases["control"])
+    before_control = last_oneshot_run(host, LOST_RUNS)[0]
     try:
         status = wait_for(lambda: (s := run_status(host, lost)["status"]) != "STARTED" and s,
                           LOST_RUN_PERIOD + SWEEP_SECONDS,
@@ -248,7 +236,7 @@ def test_a_run_whose_worker_died_with_the_daemon_is_failed_within_the_poll_inter
         assert seconds <= LOST_RUN_PERIOD + SWEEP_SECONDS, journal(host, "dagster-fail-lost-runs.service")
         assert any(f"worker process (pid {lost_worker})" in message for message in run_messages(host, lost))
         # The live worker's run is left alone by a check that started once it was STARTED.
-        wait_for(lambda: (sweep := _last_sweep(host))[0] > before_control and sweep[1] > sweep[0],
+        wait_for(lambda: (sweep := last_oneshot_run(host, LOST_RUNS))[0] > before_control and sweep[1] > sweep[0],
                  LOST_RUN_PERIOD + SWEEP_SECONDS, message=lambda: journal(host, "dagster-fail-lost-runs.service"))
         assert run_status(host, control)["status"] == "STARTED"
         assert host.run(f"kill -0 {control_worker}").rc == 0
@@ -286,3 +274,24 @@ def test_a_tampered_lock_stops_the_install_before_the_switch(host, tmp_path):
     assert "hash" in output.lower(), output[-3000:]
     assert host.check_output("readlink /opt/dagster/current") == current
     assert {unit: host.check_output(f"systemctl show -p MainPID --value {unit}") for unit in pids} == pids
+
+
+# --- check mode --------------------------------------------------------------------------------------
+
+
+def _task_outputs(output, name):
+    """The lines Ansible printed for each task whose name ends with NAME."""
+    return [chunk for chunk in output.split("TASK [")[1:] if chunk.split("]", 1)[0].endswith(name)]
+
+
+def test_check_mode_reports_a_timer_it_would_add_and_writes_nothing(host):
+    timer = "/etc/systemd/system/dagster-backup.timer"
+    assert not host.file(timer).exists
+    rc, output, _ = ansible_playbook(PROJECT / "playbooks/site.yml", {"dagster_backup_schedule": "daily"},
+                                     "--check", "--limit", host.backend.host)
+    assert rc == 0, output[-3000:]
+    (written,) = _task_outputs(output, "Write the units of dagster-backup")
+    assert "\nchanged: " in written, written
+    (enabled,) = _task_outputs(output, "Enable and start the timer dagster-backup")
+    assert "\nskipping: " in enabled, enabled
+    assert not host.file(timer).exists

@@ -21,6 +21,7 @@ from dagster_checks import (
     graphql,
     instance_config,
     journal,
+    last_oneshot_run,
     launch_run,
     locations,
     locked_pins,
@@ -28,9 +29,12 @@ from dagster_checks import (
     pause_job_worker_pids,
     psql,
     python_version,
+    run_messages,
     run_status,
     start_argv_sampler,
+    start_held_run,
     stop_argv_sampler,
+    wait_for,
     wait_for_run,
     wait_until_started,
 )
@@ -600,13 +604,67 @@ def test_ui_reload_keeps_the_unit_and_runs_still_work(db, instance, code):
     assert materialized_text(db, run_id) == [CODE]
 
 
+# --- a code server killed whole ----------------------------------------------------------------
+
+LOST_RUN_PERIOD = 30  # dagster_run_monitoring_poll_interval of the instance hosts, molecule.yml
+CHECK_SECONDS = 20  # the check's own run: a Python process that imports Dagster
+LOST_RUNS = "dagster-code-location-lost-runs.service"
+STORAGE = "/var/lib/dagster/storage"
+
+
+def test_the_lost_run_check_runs_on_the_code_host_alone(instance, code):
+    assert code.service("dagster-code-location-lost-runs.timer").is_running
+    assert code.service("dagster-code-location-lost-runs.timer").is_enabled
+    timer = code.check_output("systemctl cat dagster-code-location-lost-runs.timer")
+    assert f"OnUnitActiveSec={LOST_RUN_PERIOD}" in timer
+    command = code.check_output(f"systemctl show -p ExecStart --value {LOST_RUNS}")
+    assert all(f"--location {name}" in command for name in LOCATIONS), command
+    # The instance's own check has no location there to look after, and runs nonetheless.
+    assert instance.service("dagster-fail-lost-runs.timer").is_enabled
+    out = code.check_output(f"systemd-analyze security --no-pager {LOST_RUNS} | tail -n 1")
+    print(f"{LOST_RUNS}: {out.strip()}")
+    assert float(re.search(r"exposure level for \S+: (\d+\.\d+)", out).group(1)) <= 3.5, out
+
+
+def test_a_run_whose_code_server_was_killed_whole_is_failed_within_the_poll_interval(db, instance, code):
+    releases = {name: f"{STORAGE}/release-{name}" for name in ("lost", "control")}
+    code.check_output("rm -f " + " ".join(releases.values()))
+    lost, lost_worker = start_held_run(instance, "example", releases["lost"], db=db)
+    # Every process of the unit: the server, its code process and the run's worker.
+    code.check_output(f"systemctl kill --signal=SIGKILL {unit('example')}")
+    killed_at = time.monotonic()
+    wait_for(lambda: code.run(f"kill -0 {lost_worker}").rc != 0, 10, step=0.2, message="the worker outlived the kill")
+    wait_for(lambda: health(code, "example").rc == 0, 120, step=0.5, message=lambda: journal(code, unit("example")))
+    control, control_worker = start_held_run(instance, "example", releases["control"], db=db)
+    before_control = last_oneshot_run(code, LOST_RUNS)[0]
+    try:
+        status = wait_for(lambda: (s := run_status(instance, lost)["status"]) != "STARTED" and s,
+                          LOST_RUN_PERIOD + CHECK_SECONDS, message=lambda: journal(code, LOST_RUNS))
+        seconds = time.monotonic() - killed_at
+        print(f"run whose code server was killed whole: {status} {seconds:.0f} s after the kill "
+              f"(period {LOST_RUN_PERIOD} s)")
+        assert status == "FAILURE", journal(code, LOST_RUNS)
+        assert seconds <= LOST_RUN_PERIOD + CHECK_SECONDS, journal(code, LOST_RUNS)
+        assert any(f"worker process (pid {lost_worker}) on {CODE}" in message for message in run_messages(db, lost))
+        # The live worker's run is left alone by a check that started once it was STARTED.
+        wait_for(lambda: (check := last_oneshot_run(code, LOST_RUNS))[0] > before_control and check[1] > check[0],
+                 LOST_RUN_PERIOD + CHECK_SECONDS, message=lambda: journal(code, LOST_RUNS))
+        assert run_status(instance, control)["status"] == "STARTED"
+        assert code.run(f"kill -0 {control_worker}").rc == 0
+    finally:
+        code.check_output("runuser -u dagster -- touch " + " ".join(releases.values()))
+    assert wait_for_run(instance, control, timeout=120)[0] == "SUCCESS"
+    code.check_output("rm -f " + " ".join(releases.values()))
+
+
 # --- secrets, and a change that restarts one location only ---------------------------------------
 
 # Where the password may be: the generated file (0600) and the environment files (0640).
 ALLOWED = {
     DB: {PASSWORD_FILE: 0o600},
     INSTANCE: {"/etc/dagster/dagster.env": 0o640},
-    CODE: {f"/etc/dagster/code-locations/{name}.env": 0o640 for name in LOCATIONS},
+    CODE: {f"/etc/dagster/code-locations/{name}.env": 0o640 for name in LOCATIONS}
+    | {"/etc/dagster/lost-runs/environment": 0o640},
 }
 
 

@@ -8,9 +8,10 @@ service environment set (the units and tasks of the dagster role do that).
                                              naming the runs still in progress)
     dagster-ops.py purge-runs --days N [--status S ...] [--dry-run]
                                              delete finished runs older than N days with their event logs
-    dagster-ops.py fail-lost-runs --workspace FILE [--dry-run]
+    dagster-ops.py fail-lost-runs (--workspace FILE | --location NAME ...) [--dry-run]
                                              mark FAILED the started runs of this host's locations whose
-                                             worker process is gone
+                                             worker process is gone: those of the workspace that run here
+                                             (on the daemon's host), or those named (on a code host)
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def process_alive(pid, logged_at):
     return started <= logged_at + CLOCK_SLACK
 
 
-def fail_lost_runs(instance, workspace, dry_run=False):
+def fail_lost_runs(instance, locations, dry_run=False):
     """Mark FAILED each STARTED run of this host's locations whose worker process is gone.
 
     A run's worker lives in the unit that launched it (the daemon, or a code server on
@@ -148,7 +149,6 @@ def fail_lost_runs(instance, workspace, dry_run=False):
     if not instance.run_monitoring_enabled:
         print("run monitoring is off: nothing to check")
         return 0
-    locations = local_locations(workspace)
     failed = checked = 0
     for record in instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED])):
         run = record.dagster_run
@@ -192,7 +192,9 @@ def main(argv=None):
     purge.add_argument("--status", action="append", choices=sorted(FINISHED), dest="statuses")
     purge.add_argument("--dry-run", action="store_true")
     lost = commands.add_parser("fail-lost-runs")
-    lost.add_argument("--workspace", required=True)
+    where = lost.add_mutually_exclusive_group(required=True)
+    where.add_argument("--workspace", help="the locations of this workspace whose runs execute on this host")
+    where.add_argument("--location", action="append", dest="locations", help="a location served on this host")
     lost.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
 
@@ -203,7 +205,8 @@ def main(argv=None):
         if args.command == "wait-idle":
             return wait_idle(instance, args.timeout)
         if args.command == "fail-lost-runs":
-            return fail_lost_runs(instance, args.workspace, args.dry_run)
+            locations = set(args.locations) if args.locations else local_locations(args.workspace)
+            return fail_lost_runs(instance, locations, args.dry_run)
         if args.days < 1:
             parser.error("--days must be at least 1")
         statuses = [FINISHED[name] for name in (args.statuses or sorted(FINISHED))]
