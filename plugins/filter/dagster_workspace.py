@@ -640,6 +640,28 @@ def dagster_code_location_servers(locations, host, addresses, root="/opt/dagster
     ]
 
 
+# Workspace entries whose runs execute on the instance's host: the webserver and the
+# daemon load these code locations in processes of their own there.
+_LOCAL_TYPES = ("python_module", "python_file", "python_package")
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def dagster_local_locations(workspace):
+    """The names of the workspace's locations whose run workers execute on the instance's host.
+
+    `module`, `file` and package locations, and code servers on its loopback, in the
+    workspace's order; the lost run check of that host (dagster-fail-lost-runs) looks
+    after their runs."""
+    if not isinstance(workspace, dict) or not isinstance(workspace.get("load_from", []), list):
+        raise AnsibleFilterError(f"dagster_local_locations: expected a workspace mapping with load_from, got {workspace!r}")
+    names = []
+    for entry in workspace.get("load_from") or []:
+        for kind, spec in entry.items():
+            if kind in _LOCAL_TYPES or (kind == "grpc_server" and spec.get("host") in _LOOPBACK):
+                names.append(spec["location_name"])
+    return names
+
+
 class FilterModule:
     """Dagster workspace and code-location filters."""
 
@@ -648,4 +670,5 @@ class FilterModule:
             "dagster_workspace": dagster_workspace,
             "dagster_code_location_addresses": dagster_code_location_addresses,
             "dagster_code_location_servers": dagster_code_location_servers,
+            "dagster_local_locations": dagster_local_locations,
         }

@@ -50,19 +50,9 @@ def ops():
     return module
 
 
-WORKSPACE = """\
-load_from:
-- python_module: {module_name: example, location_name: module_here}
-- python_file: {relative_path: f.py, location_name: file_here}
-- grpc_server: {host: 127.0.0.1, port: 4000, location_name: code_server_here}
-- grpc_server: {host: code-host.internal, port: 4000, location_name: elsewhere}
-"""
-
-
-def test_the_locations_whose_runs_execute_here(ops, tmp_path):
-    workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(WORKSPACE)
-    assert ops.local_locations(workspace) == {"module_here", "file_here", "code_server_here"}
+# The locations whose runs execute on the host the check runs on (from the
+# dagster_local_locations filter, or a code host's servers).
+HERE = {"module_here", "file_here", "code_server_here"}
 
 
 def _started(pid):
@@ -137,9 +127,7 @@ class Instance:
 
 
 def _sweep(ops, tmp_path, instance, **kwargs):
-    workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(WORKSPACE)
-    assert ops.fail_lost_runs(instance, ops.local_locations(workspace), **kwargs) == 0
+    assert ops.fail_lost_runs(instance, HERE, **kwargs) == 0
     return instance.failed
 
 
@@ -195,8 +183,6 @@ def test_a_code_host_checks_the_locations_it_names(ops, monkeypatch):
     assert list(instance.failed) == ["here"]
 
 
-def test_the_locations_come_from_a_workspace_or_from_names_not_both(ops, monkeypatch, tmp_path):
-    instance = Instance([], {})
-    for argv in (["fail-lost-runs"], ["fail-lost-runs", "--workspace", str(tmp_path), "--location", "x"]):
-        with pytest.raises(SystemExit):
-            _main(ops, monkeypatch, instance, argv)
+def test_the_check_needs_the_locations_named(ops, monkeypatch):
+    with pytest.raises(SystemExit):
+        _main(ops, monkeypatch, Instance([], {}), ["fail-lost-runs"])

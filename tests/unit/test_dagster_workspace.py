@@ -19,6 +19,7 @@ def test_filters_are_registered():
         "dagster_workspace": workspace,
         "dagster_code_location_addresses": dagster_workspace.dagster_code_location_addresses,
         "dagster_code_location_servers": dagster_workspace.dagster_code_location_servers,
+        "dagster_local_locations": dagster_workspace.dagster_local_locations,
     }
 
 
@@ -517,3 +518,25 @@ def test_one_endpoint_through_host_and_deploy_to_is_refused(filter_error, assert
 def test_one_endpoint_spelled_two_ways_is_refused(filter_error, assert_field, spelling):
     locations = [{**GRPC, "name": "a", "host": "localhost"}, {**GRPC, "name": "b", "host": spelling}]
     assert_field(filter_error(workspace, locations), "dagster_code_locations[1] ('b').port")
+
+
+# ---------------------------------------------------------------- the locations whose runs execute on the instance's host
+
+
+def test_local_locations_are_module_file_and_package_ones_and_code_servers_on_loopback():
+    entries = workspace(
+        [
+            {"name": "module_here", "type": "module", "module": "example"},
+            {"name": "file_here", "type": "file", "file": "/srv/f.py"},
+            {"name": "served_here", "type": "grpc", "host": "127.0.0.1", "port": 4000},
+            {"name": "served_here_too", "type": "grpc", "host": "localhost", "port": 4001},
+            {"name": "elsewhere", "type": "grpc", "host": "code-host.internal", "port": 4000},
+        ]
+    )
+    assert dagster_workspace.dagster_local_locations(entries) == ["module_here", "file_here", "served_here", "served_here_too"]
+    assert dagster_workspace.dagster_local_locations({"load_from": []}) == []
+
+
+def test_local_locations_need_a_workspace():
+    with pytest.raises(Exception, match="dagster_local_locations"):
+        dagster_workspace.dagster_local_locations([])

@@ -8,10 +8,9 @@ service environment set (the units and tasks of the dagster role do that).
                                              naming the runs still in progress)
     dagster-ops.py purge-runs --days N [--status S ...] [--dry-run]
                                              delete finished runs older than N days with their event logs
-    dagster-ops.py fail-lost-runs (--workspace FILE | --location NAME ...) [--dry-run]
-                                             mark FAILED the started runs of this host's locations whose
-                                             worker process is gone: those of the workspace that run here
-                                             (on the daemon's host), or those named (on a code host)
+    dagster-ops.py fail-lost-runs --location NAME ... [--dry-run]
+                                             mark FAILED the started runs of the named locations, whose
+                                             runs execute on this host, whose worker process is gone
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import socket
 import sys
 import time
 
-import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 IN_FLIGHT = (
@@ -86,23 +84,6 @@ def purge_runs(instance, days, statuses, dry_run=False):
 # The engine event a run worker logs first, from its own process (dagster api execute_run).
 WORKER_STARTED = re.compile(r"Started process for run \(pid: (\d+)\)")
 # Workspace entries whose runs execute on this host: the servers the daemon starts for
-# module and file locations, and code servers on this host's loopback.
-LOCAL_TYPES = ("python_module", "python_file", "python_package")
-LOOPBACK = ("localhost", "127.0.0.1", "::1")
-
-
-def local_locations(workspace):
-    """The names of the workspace's locations whose run workers execute on this host."""
-    with open(workspace, encoding="utf-8") as f:
-        entries = (yaml.safe_load(f) or {}).get("load_from") or []
-    names = set()
-    for entry in entries:
-        for kind, spec in entry.items():
-            if isinstance(spec, dict) and (kind in LOCAL_TYPES or (kind == "grpc_server" and spec.get("host") in LOOPBACK)):
-                names.add(spec.get("location_name"))
-    return names
-
-
 def worker(instance, run_id):
     """(pid, time) of the run's worker process as it logged itself, or None."""
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
@@ -192,9 +173,8 @@ def main(argv=None):
     purge.add_argument("--status", action="append", choices=sorted(FINISHED), dest="statuses")
     purge.add_argument("--dry-run", action="store_true")
     lost = commands.add_parser("fail-lost-runs")
-    where = lost.add_mutually_exclusive_group(required=True)
-    where.add_argument("--workspace", help="the locations of this workspace whose runs execute on this host")
-    where.add_argument("--location", action="append", dest="locations", help="a location served on this host")
+    lost.add_argument("--location", action="append", dest="locations", required=True,
+                      help="a location whose runs execute on this host (repeated for each)")
     lost.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
 
@@ -205,8 +185,7 @@ def main(argv=None):
         if args.command == "wait-idle":
             return wait_idle(instance, args.timeout)
         if args.command == "fail-lost-runs":
-            locations = set(args.locations) if args.locations else local_locations(args.workspace)
-            return fail_lost_runs(instance, locations, args.dry_run)
+            return fail_lost_runs(instance, set(args.locations), args.dry_run)
         if args.days < 1:
             parser.error("--days must be at least 1")
         statuses = [FINISHED[name] for name in (args.statuses or sorted(FINISHED))]
