@@ -3,7 +3,17 @@
 import json
 
 import pytest
-from dagster_checks import instance_config, journal, launch_run, locations, pause_config, psql, wait_for_run
+from dagster_checks import (
+    graphql,
+    instance_config,
+    journal,
+    launch_run,
+    locations,
+    pause_config,
+    psql,
+    wait_for,
+    wait_for_run,
+)
 
 UNITS = ["postgresql.service", "dagster-webserver.service", "dagster-daemon.service"]
 
@@ -147,3 +157,53 @@ def test_runs_execute_under_the_daemon_sandbox(host):
     status = host.file(f"/proc/{pids}/status").content_string
     assert "NoNewPrivs:\t1" in status
     assert "CapEff:\t0000000000000000" in status
+
+
+# --- tick retention ---------------------------------------------------------------------------------
+
+IDLE_SENSOR = {"repositoryLocationName": "example", "repositoryName": "__repository__", "sensorName": "idle_sensor"}
+START_SENSOR = """
+mutation Start($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) { __typename ... on PythonError { message } }
+}
+"""
+RESET_SENSOR = """
+mutation Reset($selector: SensorSelector!) {
+  resetSensor(sensorSelector: $selector) { __typename ... on PythonError { message } }
+}
+"""
+RETENTION_DAYS = 7  # dagster_retention_days: the role's default
+SENSOR_INTERVAL = 30  # idle_sensor's minimum_interval_seconds
+
+
+def _idle_sensor_ticks(host):
+    """{id: status} of idle_sensor's ticks."""
+    rows = psql(host, "SELECT id, status FROM job_ticks WHERE type = 'SENSOR' AND tick_body LIKE '%idle_sensor%'")
+    return dict(line.split("|") for line in rows.splitlines() if line)
+
+
+def _copy_tick(host, tick_id, days_older):
+    """A copy of the tick, dated DAYS_OLDER days before it; its id."""
+    out = psql(host, "INSERT INTO job_ticks (job_origin_id, selector_id, status, type, timestamp, tick_body) "
+                     f"SELECT job_origin_id, selector_id, status, type, timestamp - interval '{days_older} days', "
+                     f"tick_body FROM job_ticks WHERE id = {tick_id} RETURNING id")
+    return out.splitlines()[0]
+
+
+def test_tick_retention_purges_the_ticks_older_than_its_days(host):
+    started = graphql(host, START_SENSOR, {"selector": IDLE_SENSOR})["startSensor"]
+    assert started["__typename"] == "Sensor", started
+    try:
+        ticks = wait_for(lambda: [i for i, status in _idle_sensor_ticks(host).items() if status != "STARTED"],
+                         SENSOR_INTERVAL + 60, message=lambda: journal(host, "dagster-daemon"))
+        old = _copy_tick(host, ticks[0], RETENTION_DAYS + 3)
+        recent = _copy_tick(host, ticks[0], RETENTION_DAYS - 3)
+        # Dagster purges a sensor's old ticks at the end of each of its ticks: one that began after the copies.
+        wait_for(lambda: [i for i, status in _idle_sensor_ticks(host).items() if int(i) > int(recent) and status != "STARTED"],
+                 SENSOR_INTERVAL + 60, message=lambda: journal(host, "dagster-daemon"))
+        left = _idle_sensor_ticks(host)
+        assert old not in left, f"a tick {RETENTION_DAYS + 3} days old outlived a retention of {RETENTION_DAYS} days"
+        assert recent in left, f"a tick {RETENTION_DAYS - 3} days old was purged"
+    finally:
+        reset = graphql(host, RESET_SENSOR, {"selector": IDLE_SENSOR})["resetSensor"]
+    assert reset["__typename"] == "Sensor", reset

@@ -16,7 +16,9 @@ logs the code it runs: CODE_VERSION, whether the `humanize` package was
 importable when the code was loaded, and the DAGSTEROPS_PROBE environment
 variable it holds. `runaway_job`
 allocates memory without bound: the memory limit of the unit that runs it
-ends it, and nothing else.
+ends it, and nothing else. `idle_sensor`, stopped until someone starts it,
+skips at each tick: the ticks it leaves are what the instance's tick
+retention purges.
 """
 
 import os
@@ -28,7 +30,18 @@ try:  # not among the example's requirements: a location that adds it to its pac
 except ImportError:
     humanize = None
 
-from dagster import Config, Definitions, MaterializeResult, asset, define_asset_job, in_process_executor, job, op
+from dagster import (
+    Config,
+    Definitions,
+    MaterializeResult,
+    SkipReason,
+    asset,
+    define_asset_job,
+    in_process_executor,
+    job,
+    op,
+    sensor,
+)
 
 
 @asset(description="A handful of numbers.")
@@ -137,7 +150,13 @@ def trivial_job():
     return_one()
 
 
+@sensor(job=trivial_job, minimum_interval_seconds=30, description="Skips at each tick; stopped by default.")
+def idle_sensor():
+    return SkipReason("idle_sensor requests no run")
+
+
 defs = Definitions(
     assets=[numbers, total, run_host],
     jobs=[example_job, flaky_job, slow_job, trivial_job, pause_job, runaway_job],
+    sensors=[idle_sensor],
 )
