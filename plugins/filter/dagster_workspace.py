@@ -646,18 +646,24 @@ _LOCAL_TYPES = ("python_module", "python_file", "python_package")
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
-def dagster_local_locations(workspace):
+def dagster_local_locations(workspace, here=None):
     """The names of the workspace's locations whose run workers execute on the instance's host.
 
-    `module`, `file` and package locations, and code servers on its loopback, in the
-    workspace's order; the lost run check of that host (dagster-fail-lost-runs) looks
-    after their runs."""
+    `module`, `file` and package locations, and code servers on its loopback or at one of
+    the addresses in `here` (where the instance reaches the code servers deployed to its
+    own host), in the workspace's order; the lost run check of that host
+    (dagster-fail-lost-runs) looks after their runs."""
     if not isinstance(workspace, dict) or not isinstance(workspace.get("load_from", []), list):
         raise AnsibleFilterError(f"dagster_local_locations: expected a workspace mapping with load_from, got {workspace!r}")
+    if here is None:
+        here = []
+    if not isinstance(here, (list, tuple)) or not all(isinstance(address, str) for address in here):
+        raise AnsibleFilterError(f"dagster_local_locations: here must be a list of addresses, got {here!r}")
+    local_hosts = set(_LOOPBACK) | set(here)
     names = []
     for entry in workspace.get("load_from") or []:
         for kind, spec in entry.items():
-            if kind in _LOCAL_TYPES or (kind == "grpc_server" and spec.get("host") in _LOOPBACK):
+            if kind in _LOCAL_TYPES or (kind == "grpc_server" and spec.get("host") in local_hosts):
                 names.append(spec["location_name"])
     return names
 

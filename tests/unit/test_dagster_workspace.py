@@ -537,6 +537,25 @@ def test_local_locations_are_module_file_and_package_ones_and_code_servers_on_lo
     assert dagster_workspace.dagster_local_locations({"load_from": []}) == []
 
 
+def test_code_servers_deployed_to_the_instances_host_are_local_at_its_address():
+    addresses = {"instance-host": "instance-host.internal", "code-host": "code-host.internal"}
+    entries = workspace(
+        [
+            {"name": "deployed_here", "type": "grpc", "port": 4000, "deploy_to": "instance-host", "module": "m"},
+            {"name": "deployed_there", "type": "grpc", "port": 4000, "deploy_to": "code-host", "module": "m"},
+        ],
+        addresses,
+    )
+    assert dagster_workspace.dagster_local_locations(entries, here=[addresses["instance-host"]]) == ["deployed_here"]
+    assert dagster_workspace.dagster_local_locations(entries) == []
+
+
+@pytest.mark.parametrize("here", ["instance-host", [4000]])
+def test_local_locations_take_a_list_of_addresses(here):
+    with pytest.raises(Exception, match="here must be a list"):
+        dagster_workspace.dagster_local_locations({"load_from": []}, here=here)
+
+
 def test_local_locations_need_a_workspace():
     with pytest.raises(Exception, match="dagster_local_locations"):
         dagster_workspace.dagster_local_locations([])
