@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 DOCUMENTATION = r"""
 name: dagster_env_file_value
 author: dagsterops maintainers
@@ -54,6 +56,7 @@ except ImportError:  # pragma: no cover - lets the module load without Ansible
 
 # systemd's SHELL_NEED_ESCAPE: what a backslash escapes inside double quotes.
 NEED_ESCAPE = '"\\`$'
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def dagster_env_file_value(value, name="value"):
@@ -69,8 +72,18 @@ def dagster_env_file_value(value, name="value"):
     return '"' + "".join("\\" + char if char in NEED_ESCAPE else char for char in text) + '"'
 
 
+def dagster_env_file(variables):
+    """A systemd EnvironmentFile's lines for a map of variables, by name, each value quoted."""
+    if not isinstance(variables, dict):
+        raise AnsibleFilterError(f"dagster_env_file: expected a map of variables, got {type(variables).__name__}")
+    for name in variables:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise AnsibleFilterError(f"dagster_env_file: {name!r} is not a variable name (letters, digits, '_')")
+    return "".join(f"{name}={dagster_env_file_value(variables[name], name)}\n" for name in sorted(variables))
+
+
 class FilterModule:
     """Environment-file filters."""
 
     def filters(self):
-        return {"dagster_env_file_value": dagster_env_file_value}
+        return {"dagster_env_file_value": dagster_env_file_value, "dagster_env_file": dagster_env_file}

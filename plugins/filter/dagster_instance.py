@@ -526,6 +526,129 @@ def dagster_code_host_instance(postgres, storage_dir):
     }
 
 
+# The dagster role's defaults of the variables that the dagster_code_location role
+# reads from the instance hosts (roles/dagster/defaults/main.yml; a unit test holds
+# the two equal), and the variable the services read the database password from.
+INSTANCE_DEFAULTS = {
+    "dagster_postgres_host": "/run/postgresql",
+    "dagster_postgres_port": 5432,
+    "dagster_postgres_database": "dagster",
+    "dagster_postgres_user": "dagster",
+    "dagster_postgres_params": {},
+    "dagster_daemon_enabled": True,
+    "dagster_run_coordinator": "queued",
+    "dagster_run_launcher": "default",
+    "dagster_run_monitoring_enabled": True,
+    "dagster_run_monitoring_poll_interval": 120,
+}
+POSTGRES_PASSWORD_ENV = "DAGSTER_PG_PASSWORD"
+# Each lost run check is a Python process that imports Dagster, 2 to 3 s of CPU.
+LOST_RUNS_MIN_PERIOD = 30
+
+
+def _variable(variables, name):
+    """An instance host's variable, the dagster role's default where unset."""
+    if name in variables and variables[name] is not None:
+        return variables[name]
+    return INSTANCE_DEFAULTS[name]
+
+
+def _variables(variables, field):
+    if not hasattr(variables, "keys") or not hasattr(variables, "__getitem__"):
+        _fail(field, f"must be a map of variables, got {type(variables).__name__}")
+    return variables
+
+
+def dagster_postgres_settings(variables, ca_file):
+    """The instance's database settings, from an instance host's dagster_postgres_* variables.
+
+    Over TCP the server is authenticated by the deployment's CA (ca_file) and SCRAM is
+    bound to the TLS channel, unless dagster_postgres_params says otherwise; over the
+    Unix socket (a host starting with /) peer authentication needs no parameter."""
+    variables = _variables(variables, "dagster_postgres_settings")
+    host = _variable(variables, "dagster_postgres_host")
+    if not isinstance(host, str) or not host:
+        _fail("dagster_postgres_host", f"must be a non-empty string, got {host!r}")
+    params = _variable(variables, "dagster_postgres_params")
+    if not isinstance(params, dict):
+        _fail("dagster_postgres_params", f"must be a map, got {type(params).__name__}")
+    if not isinstance(ca_file, str) or not ca_file.startswith("/"):
+        _fail("ca_file", f"must be an absolute path, got {ca_file!r}")
+    port = _variable(variables, "dagster_postgres_port")
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    tls = {} if host.startswith("/") else {"sslmode": "verify-full", "sslrootcert": ca_file, "channel_binding": "require"}
+    return {
+        "host": host,
+        "port": port,
+        "database": _variable(variables, "dagster_postgres_database"),
+        "user": _variable(variables, "dagster_postgres_user"),
+        "password_env": POSTGRES_PASSWORD_ENV,
+        "params": {**tls, **params},
+    }
+
+
+# What an inventory in INI form gives as a boolean or an integer: a string.
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _flag(variables, name):
+    value = _variable(variables, name)
+    if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+        value = value.lower() in _TRUE
+    if not isinstance(value, bool):
+        _fail(name, f"must be true or false, got {value!r}")
+    return value
+
+
+def _runs_in_workers(variables):
+    """Whether an instance launches runs in worker processes (the default launcher) with run monitoring on."""
+    return _variable(variables, "dagster_run_launcher") == "default" and _flag(variables, "dagster_run_monitoring_enabled")
+
+
+def _poll_interval(variables):
+    value = _variable(variables, "dagster_run_monitoring_poll_interval")
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not _is_int(value) or value < 1:
+        _fail("dagster_run_monitoring_poll_interval", f"must be a positive integer, got {value!r}")
+    return value
+
+
+def dagster_lost_run_check(instances, here=None, locations=(), enabled=True):
+    """Which check of runs whose worker is gone runs on a host, and its period.
+
+    instances: the variables of the instance hosts (the dagster_instance group).
+    here: this host's own variables when it is an instance host, else None.
+    locations: the names of the locations whose runs execute on this host.
+    enabled: whether a code host may run its check (dagster_code_location_fail_lost_runs).
+
+    On an instance host whose daemon launches every run (the daemon on, the queued
+    coordinator) the check is the instance's: with the default launcher and run
+    monitoring on, and some location here, it runs each poll interval. Elsewhere a
+    host with code servers runs its own check, when every instance host launches
+    runs in worker processes with run monitoring on, each shortest poll interval of
+    them. Either period is at least 30 s.
+
+    Returns {"check": "instance" | "code_host" | None, "period": seconds}."""
+    if not isinstance(instances, (list, tuple)):
+        _fail("instances", f"must be a list of the instance hosts' variables, got {type(instances).__name__}")
+    instances = [_variables(variables, "instances") for variables in instances]
+    if not isinstance(locations, (list, tuple)) or not all(isinstance(name, str) for name in locations):
+        _fail("locations", f"must be a list of location names, got {locations!r}")
+    if here is not None:
+        here = _variables(here, "here")
+        if _flag(here, "dagster_daemon_enabled") and _variable(here, "dagster_run_coordinator") == "queued":
+            wanted = _runs_in_workers(here) and len(locations) > 0
+            period = max(_poll_interval(here), LOST_RUNS_MIN_PERIOD)
+            return {"check": "instance" if wanted else None, "period": period}
+    wanted = (bool(enabled) and len(locations) > 0 and len(instances) > 0
+              and all(_runs_in_workers(variables) for variables in instances))
+    periods = [_poll_interval(variables) for variables in instances] or [INSTANCE_DEFAULTS["dagster_run_monitoring_poll_interval"]]
+    return {"check": "code_host" if wanted else None, "period": max(min(periods), LOST_RUNS_MIN_PERIOD)}
+
+
 class FilterModule:
     """Dagster instance filters."""
 
@@ -534,4 +657,6 @@ class FilterModule:
             "dagster_instance": dagster_instance,
             "dagster_docker_pgpass": dagster_docker_pgpass,
             "dagster_code_host_instance": dagster_code_host_instance,
+            "dagster_postgres_settings": dagster_postgres_settings,
+            "dagster_lost_run_check": dagster_lost_run_check,
         }

@@ -126,7 +126,8 @@ VALUES = [
 
 
 def test_filter_is_registered():
-    assert dagster_env_file.FilterModule().filters() == {"dagster_env_file_value": quote}
+    assert dagster_env_file.FilterModule().filters() == {
+        "dagster_env_file_value": quote, "dagster_env_file": dagster_env_file.dagster_env_file}
 
 
 @pytest.mark.parametrize("value", VALUES)
@@ -162,6 +163,7 @@ def _render(template, **variables):
             "comment": lambda text: "#\n# " + text + "\n#",
             "combine": lambda *maps: {k: v for m in maps for k, v in m.items()},
             "dagsterops.dagster.dagster_env_file_value": quote,
+            "dagsterops.dagster.dagster_env_file": dagster_env_file.dagster_env_file,
         }
     )
     return environment.from_string(template.read_text()).render(ansible_managed="Ansible managed", **variables)
@@ -180,8 +182,20 @@ def test_the_code_location_environment_file_carries_every_value():
         ROLES / "dagster_code_location/templates/location.env.j2",
         dagster_code_location_environment=values,
         item={"environment": {"LOCATION": "x"}},
-        _dagster_code_location_password_env="DAGSTER_PG_PASSWORD",
-        _dagster_code_location_postgres_password="pä$$wörd\"'\\",
+        _dagster_code_location_password_environment={"DAGSTER_PG_PASSWORD": "pä$$wörd\"'\\"},
         __dagster_code_location_image="",
     )
     assert systemd_env_file(text) == dict(values, LOCATION="x", DAGSTER_PG_PASSWORD="pä$$wörd\"'\\")
+
+
+def test_a_whole_file_is_one_quoted_line_a_variable_in_name_order():
+    text = dagster_env_file.dagster_env_file({"B": "x y", "A": 1, "PASS": 'a"$'})
+    assert text == 'A="1"\nB="x y"\nPASS="a\\"\\$"\n'
+    assert systemd_env_file(text) == {"A": "1", "B": "x y", "PASS": 'a"$'}
+    assert dagster_env_file.dagster_env_file({}) == ""
+
+
+def test_a_whole_file_refuses_what_is_no_variable_name(filter_error, assert_field):
+    assert_field(filter_error(dagster_env_file.dagster_env_file, {"A B": "x"}), "dagster_env_file")
+    assert_field(filter_error(dagster_env_file.dagster_env_file, ["A=x"]), "dagster_env_file")
+    assert_field(filter_error(dagster_env_file.dagster_env_file, {"P": "a\0b"}), "P")

@@ -98,11 +98,11 @@ def test_fixture_is_what_the_role_passes_with_its_defaults(repo_root):
     # An expression, not a plain variable: the run containers' files with docker over TCP, none otherwise.
     run_files = rendered.pop("docker_run_files")
     assert "if _dagster_docker and not _dagster_postgres_local else {}" in run_files
-    # Also an expression: the verify-full defaults under the user's params over TCP, the user's ({}) over the socket.
-    params = role_vars["_dagster_postgres_params"]
-    assert "{} if _dagster_postgres_local else" in params and "combine(dagster_postgres_params)" in params
-    assert rendered["postgres"].pop("params") == params
-    assert rendered == settings(postgres__params=_DELETE)
+    # The database settings come from dagster_postgres_settings (test_role_agreement.py renders them).
+    assert "dagster_postgres_settings(dagster_postgres_ca_file)" in rendered.pop("postgres")
+    expected = settings()
+    del expected["postgres"]
+    assert rendered == expected
 
 
 def test_filter_is_registered():
@@ -110,6 +110,8 @@ def test_filter_is_registered():
         "dagster_instance": instance,
         "dagster_docker_pgpass": dagster_instance.dagster_docker_pgpass,
         "dagster_code_host_instance": dagster_instance.dagster_code_host_instance,
+        "dagster_postgres_settings": dagster_instance.dagster_postgres_settings,
+        "dagster_lost_run_check": dagster_instance.dagster_lost_run_check,
     }
 
 
@@ -556,3 +558,87 @@ def test_a_code_host_reads_the_instances_storage_with_monitoring_on():
 def test_a_code_hosts_bad_settings_name_the_field(postgres, storage_dir, field):
     with pytest.raises(Exception, match=field):
         dagster_instance.dagster_code_host_instance(postgres, storage_dir)
+
+
+# ---------------------------------------------------------------- read from an instance host's variables
+
+
+postgres_settings = dagster_instance.dagster_postgres_settings
+lost_run_check = dagster_instance.dagster_lost_run_check
+CA = "/etc/dagster/postgresql-ca.crt"
+
+
+def test_postgres_settings_over_the_socket_need_no_parameter():
+    assert postgres_settings({}, CA) == DEFAULT_SETTINGS["postgres"]
+
+
+def test_postgres_settings_over_tcp_verify_the_server_and_take_the_users_params_last():
+    got = postgres_settings({"dagster_postgres_host": "db", "dagster_postgres_port": "6432",
+                             "dagster_postgres_params": {"sslmode": "verify-ca", "connect_timeout": 5}}, CA)
+    assert got["port"] == 6432  # an INI inventory's string
+    assert got["params"] == {"sslmode": "verify-ca", "sslrootcert": CA, "channel_binding": "require", "connect_timeout": 5}
+    assert instance(settings(postgres=got))["storage"]["postgres"]["postgres_db"]["hostname"] == "db"
+
+
+@pytest.mark.parametrize(
+    ("variables", "ca_file", "field"),
+    [
+        ({"dagster_postgres_host": ""}, CA, "dagster_postgres_host"),
+        ({"dagster_postgres_params": "sslmode=disable"}, CA, "dagster_postgres_params"),
+        ({}, "postgresql-ca.crt", "ca_file"),
+        (["dagster_postgres_host"], CA, "dagster_postgres_settings"),
+    ],
+)
+def test_postgres_settings_bad_input_names_the_field(variables, ca_file, field, filter_error, assert_field):
+    assert_field(filter_error(postgres_settings, variables, ca_file), field)
+
+
+QUEUED = {"dagster_daemon_enabled": True, "dagster_run_coordinator": "queued"}
+
+
+@pytest.mark.parametrize(
+    ("here", "locations", "expected"),
+    [
+        ({}, ["example"], {"check": "instance", "period": 120}),
+        ({"dagster_run_monitoring_poll_interval": 5}, ["example"], {"check": "instance", "period": 30}),
+        ({}, [], {"check": None, "period": 120}),
+        ({"dagster_run_launcher": "docker"}, ["example"], {"check": None, "period": 120}),
+        ({"dagster_run_monitoring_enabled": "false"}, ["example"], {"check": None, "period": 120}),
+    ],
+)
+def test_an_instance_host_whose_daemon_launches_every_run_checks_its_own(here, locations, expected):
+    assert lost_run_check([], dict(QUEUED, **here), locations=locations) == expected
+
+
+@pytest.mark.parametrize("here", [None, {"dagster_daemon_enabled": False}, {"dagster_run_coordinator": "default"}])
+def test_elsewhere_a_host_with_servers_checks_them_at_the_instances_shortest_interval(here):
+    instances = [{"dagster_run_monitoring_poll_interval": 60}, {"dagster_run_monitoring_poll_interval": 45}, {}]
+    assert lost_run_check(instances, here, locations=["a"]) == {"check": "code_host", "period": 45}
+
+
+@pytest.mark.parametrize(
+    ("instances", "locations", "enabled"),
+    [
+        ([{}, {"dagster_run_launcher": "docker"}], ["a"], True),
+        ([{"dagster_run_monitoring_enabled": False}], ["a"], True),
+        ([], ["a"], True),
+        ([{}], [], True),
+        ([{}], ["a"], False),
+    ],
+)
+def test_no_code_host_check_unless_every_instance_runs_monitored_workers(instances, locations, enabled):
+    assert lost_run_check(instances, None, locations=locations, enabled=enabled)["check"] is None
+
+
+@pytest.mark.parametrize(
+    ("instances", "here", "locations", "field"),
+    [
+        ({"inst": {}}, None, ["a"], "instances"),
+        ([{"dagster_run_monitoring_poll_interval": 0}], None, ["a"], "dagster_run_monitoring_poll_interval"),
+        ([{"dagster_run_monitoring_enabled": "maybe"}], None, ["a"], "dagster_run_monitoring_enabled"),
+        ([], {"dagster_daemon_enabled": "sometimes"}, ["a"], "dagster_daemon_enabled"),
+        ([], None, "a", "locations"),
+    ],
+)
+def test_lost_run_check_bad_input_names_the_field(instances, here, locations, field, filter_error, assert_field):
+    assert_field(filter_error(lost_run_check, instances, here, locations=locations), field)
