@@ -167,15 +167,7 @@ def test_duplicate_messages_point_at_the_first_entry(filter_error):
 from dagster_workspace import dagster_code_location_addresses as addresses_of  # noqa: E402
 from dagster_workspace import dagster_code_location_servers as servers  # noqa: E402
 
-ADDRESSES = {"code1": "10.0.0.12", "code2": "code2.example.net"}
-DEPLOYED = {
-    "name": "etl",
-    "type": "grpc",
-    "port": 4000,
-    "deploy_to": "code1",
-    "module": "etl.definitions",
-    "source": {"git": "https://git.example.net/etl.git", "version": "v1.4.0"},
-}
+from locations import ADDRESSES, DEPLOYED  # noqa: E402
 
 
 def test_a_deployed_location_takes_its_host_from_the_address_map():

@@ -455,15 +455,10 @@ def test_the_config_passes_the_docker_run_launchers_schema(monkeypatch, given):
 
 # ================================================================ dagster_workspace
 
-ADDRESSES = {"code1": "10.0.0.12", "code2": "code2.example.net"}
-DEPLOYED = {
-    "name": "etl",
-    "type": "grpc",
-    "port": 4000,
-    "deploy_to": "code1",
-    "module": "etl.definitions",
-    "source": {"directory": "/srv/src/etl"},
-}
+from locations import ADDRESSES  # noqa: E402
+from locations import DEPLOYED as _DEPLOYED  # noqa: E402
+
+DEPLOYED = {**_DEPLOYED, "source": {"directory": "/srv/src/etl"}}
 EXTERNAL = {"name": "vendor", "type": "grpc", "host": "vendor.example.net", "port": 4000}
 BUILD = {"name": "registry.example.net/etl", "base": "python:3.12-slim"}
 DIGEST = "sha256:" + "0123456789abcdef" * 4
