@@ -7,6 +7,7 @@
 #   scripts/test.sh docs            the docs site (scripts/docs.sh), warnings fail it
 #   scripts/test.sh molecule [S..]  the molecule scenarios (all, or those named)
 #   scripts/test.sh soak [S..]      the scenarios with long checks (tests marked soak), with them
+#   scripts/test.sh releases [S..]  the scenarios that run on one Debian release in CI, on the other
 #
 # On a machine with none of it, it installs the tool venv (.venv), a Docker
 # engine, debootstrap and chromium (for the browser test of the UI), starts
@@ -32,11 +33,12 @@ mapfile -t SCENARIOS < <(
       { print (($0 in rank) ? rank[$0] : 1000) "\t" $0 }' |
     sort -k1,1n -k2,2 | cut -f2)
 # The --check --diff step (changed=0 on the converged hosts) runs in the
-# scenarios not listed here (proxy and user: the dagster, dagster_postgresql
-# and dagster_proxy roles). The listed ones skip it to keep the suite within
+# scenarios not listed here (proxy, user and exposure: the dagster,
+# dagster_postgresql, dagster_proxy, dagster_code_location, dagster_tailscale and
+# dagster_healthcheck roles). The listed ones skip it to keep the suite within
 # CI's time; DAGSTEROPS_CHECK_MODE=all runs it in every scenario, which covers
-# the other roles in check mode too.
-NO_CHECK_MODE=(upgrade faults default multihost docker exposure)
+# dagster_firewall and the docker launcher in check mode too.
+NO_CHECK_MODE=(upgrade faults default multihost docker)
 
 declare -a results=()
 failed=0
@@ -143,8 +145,26 @@ verify_ran_tests() {
   echo "==> verify of $1: $summary"
 }
 
+# other_release SCENARIO: the Debian release the scenario does not run on by
+# default (its molecule.yml names its image dagsterops-systemd:${DAGSTEROPS_DEBIAN:-debianNN}).
+other_release() {
+  case $(grep -oE 'DAGSTEROPS_DEBIAN:-debian1[23]' "molecule/$1/molecule.yml" | sort -u) in
+    *:-debian12) echo debian13 ;;
+    *:-debian13) echo debian12 ;;
+    *) return 1 ;;
+  esac
+}
+
 run_scenario() {
   local scenario=$1 rc=0
+  if [ "${DAGSTEROPS_OTHER_RELEASE:-}" = 1 ]; then
+    DAGSTEROPS_DEBIAN=$(other_release "$scenario") || {
+      echo "molecule/$scenario has no DAGSTEROPS_DEBIAN image to switch" >&2
+      return 1
+    }
+    export DAGSTEROPS_DEBIAN
+    echo "molecule/$scenario on $DAGSTEROPS_DEBIAN"
+  fi
   molecule destroy -s "$scenario" >/dev/null 2>&1 || true
   remove_engine_leftovers "$scenario"
   local check=check_mode_is_clean
@@ -270,7 +290,19 @@ case "$what" in
     grep -ahoE '(FIGURE .*|after PostgreSQL was away .*|[0-9]+ of the catalogue.s [0-9]+ refused converges in [0-9]+ s)' \
       "$root"/.molecule-logs/*.log 2>/dev/null || echo "(in the scenario's output above)"
     ;;
-  *) echo "usage: scripts/test.sh [all|lint|unit|docs|molecule [scenario ...]|soak [scenario ...]]" >&2; exit 2 ;;
+  releases)
+    # CI runs each scenario on one Debian release; this runs those that name
+    # their release with DAGSTEROPS_DEBIAN on the other one (outside CI, for time).
+    export DAGSTEROPS_OTHER_RELEASE=1
+    if [ $# -eq 0 ]; then
+      for scenario in "${SCENARIOS[@]}"; do
+        if other_release "$scenario" >/dev/null; then set -- "$@" "$scenario"; fi
+      done
+    fi
+    run_molecule "$@"
+    ;;
+  *) echo "usage: scripts/test.sh [all|lint|unit|docs|molecule [scenario ...]|soak [scenario ...]|releases [scenario ...]]" >&2
+     exit 2 ;;
 esac
 
 echo

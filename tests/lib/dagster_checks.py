@@ -17,6 +17,13 @@ from pathlib import Path
 import yaml
 
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[2]))
+_MOLECULE_VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def scenario_config(scenario_dir):
+    """A scenario's molecule.yml as molecule reads it: ${NAME} and ${NAME:-default} from the environment."""
+    text = (Path(scenario_dir) / "molecule.yml").read_text()
+    return yaml.safe_load(_MOLECULE_VARIABLE.sub(lambda m: os.environ.get(m[1]) or (m[2] or ""), text))
 
 # Runs inside the test host with its own python3, so no client is installed there.
 _GRAPHQL_CLIENT = r"""

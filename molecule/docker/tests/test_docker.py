@@ -17,16 +17,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster_checks import PROJECT, ansible_playbook, journal, launch_run, materialized_text, psql, run_status, wait_for_run
+from dagster_checks import (PROJECT, ansible_playbook, journal, launch_run, materialized_text, psql, run_status,
+                            scenario_config, wait_for_run)
 
 HOST = "dagster-docker"
 IMAGE = "dagsterops-run-example"
-BASE = "dagsterops-systemd:debian12"
 ENV_FILE = "/etc/dagster/code-locations/example.env"
 PASSWORD_ENV = "DAGSTER_PG_PASSWORD"
 LOCATION_UNIT = "dagster-code-location@example.service"
-SCENARIO = yaml.safe_load((Path(__file__).parents[1] / "molecule.yml").read_text())
+SCENARIO = scenario_config(Path(__file__).parents[1])
 GROUP_VARS = SCENARIO["provisioner"]["inventory"]["group_vars"]["all"]
+# The Debian release of the instance host: the run image's base too.
+BASE = GROUP_VARS["dagster_code_locations"][0]["image_build"]["base"]
 RUN_FILES = GROUP_VARS["dagster_docker_run_files_dir"]
 CA_FILE = "/etc/dagster/postgresql-ca.crt"
 PGPASS_IN_CONTAINER = "/run/dagster/pgpass"
@@ -265,7 +267,7 @@ def test_a_code_change_builds_a_new_tag_that_the_next_run_uses(host):
         shutil.copytree(PROJECT / "roles/dagster/files/dagster_example", changed)
         with (changed / "__init__.py").open("a") as code:
             code.write(f"\n# revision {time.time()}\n")
-        locations = yaml.safe_load((Path(__file__).parents[1] / "molecule.yml").read_text())
+        locations = scenario_config(Path(__file__).parents[1])
         locations = locations["provisioner"]["inventory"]["group_vars"]["all"]["dagster_code_locations"]
         locations[0]["source"]["directory"] = str(changed)
         rc, output, seconds = ansible_playbook(PROJECT / "playbooks/site.yml", {"dagster_code_locations": locations})

@@ -504,8 +504,8 @@ def test_node_serve_with_funnel(host):
     ]
     assert "WARNING: dagster_tailscale_funnel is true" in output
     serve = serve_status(host)
-    assert serve["AllowFunnel"] == {"dagster-exposure-debian13.standin-tailnet.ts.net:443": True}
-    assert serve["Web"]["dagster-exposure-debian13.standin-tailnet.ts.net:443"]["Handlers"]["/"]["Proxy"] == TARGET
+    assert serve["AllowFunnel"] == {"dagster-exposure.standin-tailnet.ts.net:443": True}
+    assert serve["Web"]["dagster-exposure.standin-tailnet.ts.net:443"]["Handlers"]["/"]["Proxy"] == TARGET
     assert "Services" not in serve
 
 

@@ -24,7 +24,7 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 @pytest.fixture(scope="module")
 def browser(host):
-    if host.backend.get_hostname() != "dagster-proxy-debian13":
+    if host.backend.get_hostname() != "dagster-proxy":
         pytest.skip("the browser test runs against the proxy host only")
     with chromium() as browser:
         yield browser
