@@ -1,44 +1,66 @@
 #!/usr/bin/env python3
 """Wall-clock figures of a Dagster deployment with this collection.
 
-    sudo .venv/bin/python benchmarks/bench.py [--repeat N] [--only floor,single,multi,runs]
+    sudo .venv/bin/python benchmarks/bench.py [--repeat N] [--only floor,single,multi,runs,recovery]
+                                              [--connections ssh,docker]
 
 Prints figures next to their targets; it is no test and asserts nothing about
 speed (it exits non-zero only when a step fails outright, e.g. a converge or a
 run). See benchmarks/README.md for what each figure means.
 
+Every container starts from dagsterops-bench-ssh:debianNN, built first (not
+timed) from the scenarios' dagsterops-systemd:debianNN with openssh-server and a
+user deploy with passwordless sudo, and with no apt lists, as a fresh host. The
+converges go over each connection of --connections, ssh first:
+
+  ssh     the measured path, with the settings README.md recommends to users:
+          ansible_connection ssh as deploy, become through sudo, pipelining
+          on, ssh_args "-o ControlMaster=auto -o ControlPersist=60s", a key
+          made for this invocation; the targets apply to it. Each playbook
+          starts without an open connection (the previous one's master
+          connections are closed first, not timed).
+  docker  community.docker.docker_api, as the molecule scenarios converge;
+          printed as a second row for comparison.
+
 Sections, each repeated --repeat times (median and every sample printed):
 
-  floor   a fresh systemd container in which a bare shell script does only what
-          must be done (apt, venv, uv, the pinned bundle, dagster-webserver on
-          sqlite) until /server_info answers: the reference the converge is
+  floor   a fresh container in which a bare shell script does only what must
+          be done (apt, venv, uv, the pinned bundle, dagster-webserver on
+          PostgreSQL) until /server_info answers: the reference the converge is
           compared with.
-  single  molecule/default's Debian 12 host: fresh converge of playbooks/site.yml,
-          converge end to the first successful run, no-op re-converge.
-  runs    on the single-host container: launch-to-SUCCESS latency of one
-          trivial_job (one op in the run's process) and of one example_job
-          (three assets, a process each), and 20 example_job runs launched
-          at once.
+  single  molecule/default's Debian 12 host, once per connection: fresh
+          converge of playbooks/site.yml, converge end to the first successful
+          run, no-op re-converge, the cost of one module call. Each round runs
+          a floor sample, then a single-host sample over each connection.
+  runs    on the last round's single-host container of the first connection:
+          launch-to-SUCCESS latency of one trivial_job (one op in the run's
+          process) and of one example_job (three assets, a process each), and
+          20 example_job runs launched at once.
   multi   molecule/multihost's three hosts (db, instance, code) on a network
-          of the benchmark's own: fresh converge, no-op re-converge.
+          of the benchmark's own, once per connection in each repeat: fresh
+          converge, no-op re-converge.
   recovery  molecule/faults' host (a managed code server besides the
-          webserver and the daemon): kill -9 of each unit's main process to
-          the unit active and answering again.
+          webserver and the daemon), converged over the first connection:
+          kill -9 of each unit's main process to the unit active and answering.
 
 Everything it starts is named dagsterops-bench-* and removed at the end, also
-on failure or Ctrl-C. Stdlib and PyYAML only.
+on failure or Ctrl-C; the two dagsterops-bench-ssh images stay (a rebuild then
+comes from Docker's cache). Stdlib and PyYAML only; ssh and ssh-keygen on the
+controller for the ssh connection.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import copy
 import datetime
 import json
 import os
 import platform
 import re
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -56,6 +78,18 @@ PREFIX = "dagsterops-bench-"
 LABEL = "dagsterops.bench=1"
 IMAGE = "dagsterops-systemd:debian12"
 SECTIONS = ("floor", "single", "runs", "multi", "recovery")
+CONNECTIONS = ("ssh", "docker")
+
+# The base image of a molecule platform -> the benchmark's image built from it
+# with sshd and the user deploy (ssh_images()); every container runs from these.
+SSH_IMAGES = {
+    "dagsterops-systemd:debian12": f"{PREFIX}ssh:debian12",
+    "dagsterops-systemd:debian13": f"{PREFIX}ssh:debian13",
+}
+SSH_USER = "deploy"
+# What README.md recommends to users in ansible.cfg ([ssh_connection] ssh_args; pipelining too).
+SSH_ARGS = "-o ControlMaster=auto -o ControlPersist=60s"
+SSH_COMMON_ARGS = "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no"
 
 # The benchmark's own network for the three-host layout (molecule/multihost uses
 # 10.213.47.0/24 and another scenario 10.213.48.0/24).
@@ -66,12 +100,15 @@ UV_VERSION = "0.13.9"
 
 THROUGHPUT_RUNS = 20
 
+# The converge targets apply to the ssh connection; the docker rows are for comparison.
 TARGETS = {
-    "single_converge_ratio": 2.0,  # fresh converge / floor median
-    "noop_seconds": 10.0,  # no-op re-converge
-    "run_latency_seconds": 6.0,  # launch to SUCCESS of one trivial run
+    "single_converge_ratio": 1.3,  # fresh single-host converge over ssh / floor median
+    "noop_seconds": 8.0,  # no-op single-host re-converge over ssh (and changed=0)
+    "multi_converge_ratio": 1.3,  # fresh 3-host converge over ssh / single-host converge over ssh (medians)
+    "run_latency_seconds": 3.0,  # launch to SUCCESS of one trivial run
     "recovery_seconds": 15.0,  # kill -9 of a unit's main process to active and answering
 }
+TARGET_CONNECTION = "ssh"
 
 
 class BenchError(Exception):
@@ -131,7 +168,8 @@ class Engine:
     @staticmethod
     def leftovers() -> tuple[list[str], list[str]]:
         containers = sh(["docker", "ps", "-a", "--filter", f"name=^{PREFIX}", "--format", "{{.Names}}"]).stdout.split()
-        networks = sh(["docker", "network", "ls", "--filter", f"name=^{PREFIX}", "--format", "{{.Name}}"]).stdout.split()
+        networks = sh(["docker", "network", "ls", "--filter", f"name=^{PREFIX}",
+                       "--format", "{{.Name}}"]).stdout.split()
         return ([c for c in containers if c.startswith(PREFIX)], [n for n in networks if n.startswith(PREFIX)])
 
     def remove_leftovers(self) -> None:
@@ -198,6 +236,19 @@ class Engine:
                 raise BenchError(f"{name}: systemd is '{state or result.stderr.strip()}' after {timeout} s")
             time.sleep(0.5)
 
+    @staticmethod
+    def address(platform_def: dict) -> str:
+        """The container's IPv4 address on its first network (the platform's first, else its only one)."""
+        name = platform_def["name"]
+        networks = json.loads(sh(["docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", name],
+                                 timeout=60).stdout or "{}") or {}
+        wanted = (platform_def.get("networks") or [{}])[0].get("name")
+        entry = networks.get(wanted) if wanted else next(iter(networks.values()), None)
+        address = (entry or {}).get("IPAddress")
+        if not address:
+            raise BenchError(f"{name}: no IPv4 address on {wanted or 'its network'}: {json.dumps(networks)[:500]}")
+        return address
+
     def remove(self, name: str) -> None:
         if name in self.containers:
             self.containers.remove(name)
@@ -218,25 +269,80 @@ class Engine:
             self.networks.remove(name)
 
 
+# --------------------------------------------------------------------------- the images
+
+# The scenario's base image as a host users have: sshd (enabled, started at
+# boot) and a user deploy with a home, bash and passwordless sudo. Without
+# package lists, and with a list directory as old as the base image's, so that
+# the converge refreshes them as on a fresh host; machine-id empty as in the base.
+SSH_DOCKERFILE = """\
+FROM {base}
+RUN set -eu; export DEBIAN_FRONTEND=noninteractive; \\
+    packages="openssh-server openssh-sftp-server"; \\
+    command -v sudo >/dev/null || packages="$packages sudo"; \\
+    apt-get update -qq; \\
+    apt-get install -y -qq --no-install-recommends $packages >/dev/null; \\
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/cache/apt/*.bin; \\
+    touch -d '2000-01-01 00:00:00' /var/lib/apt/lists; \\
+    useradd --create-home --shell /bin/bash {user}; \\
+    echo '{user} ALL=(ALL:ALL) NOPASSWD: ALL' >/etc/sudoers.d/{user}; \\
+    chmod 0440 /etc/sudoers.d/{user}; \\
+    visudo -cqf /etc/sudoers.d/{user}; \\
+    systemctl enable ssh; \\
+    : >/etc/machine-id
+"""
+
+
+def ssh_images(bases: list[str], logdir: Path) -> None:
+    """docker build of dagsterops-bench-ssh:debianNN from each base image (Dockerfile in
+    the log directory and on stdin, no build context); instant from Docker's cache."""
+    for base in bases:
+        tag = SSH_IMAGES[base]
+        dockerfile = SSH_DOCKERFILE.format(base=base, user=SSH_USER)
+        (logdir / f"{tag.split(':')[-1]}.Dockerfile").write_text(dockerfile)
+        started = time.monotonic()
+        sh(["docker", "build", "--force-rm", "--label", LABEL, "-t", tag, "-"], input_text=dockerfile, timeout=1800)
+        progress(f"image {tag} from {base}: {time.monotonic() - started:.1f} s (not timed)")
+
+
 # --------------------------------------------------------------------------- the molecule layouts
+
+
+# The container settings every platform of a scenario gets when the scenario creates its
+# containers with molecule/shared/create.yml: the base, the platform's own keys over it,
+# these lists of the platform added to the base's (the filter dagsterops_platform there).
+SHARED_PLATFORM = ROOT / "molecule/shared/platform.yml"
+sys.path.insert(0, str(ROOT / "molecule/shared/filter_plugins"))
+from dagsterops_platform import dagsterops_platform as platform_over_base  # noqa: E402 - create.yml's own filter
 
 
 def molecule_layout(scenario: str, renames: list[tuple[str, str]], only: list[str] | None = None) -> dict:
     """Platforms, networks and inventory of a molecule scenario, renamed to the benchmark's own.
 
-    Read from molecule/SCENARIO/molecule.yml so that the benchmark converges
-    exactly what the scenario converges."""
+    Read from molecule/SCENARIO/molecule.yml (and molecule/shared/platform.yml when
+    the scenario creates its containers with molecule/shared/create.yml) so that
+    the benchmark converges exactly what the scenario converges."""
     text = (ROOT / "molecule" / scenario / "molecule.yml").read_text()
     text = text.replace("${MOLECULE_PROJECT_DIRECTORY}", str(ROOT))
+    # ${NAME:-default} (an image a scenario lets the environment choose): the default;
+    # $$ is one dollar sign, as molecule reads it.
+    text = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}", r"\1", text).replace("$$", "$")
     for old, new in renames:
         text = text.replace(old, new)
     data = yaml.safe_load(text)
-    platforms = [p for p in data["platforms"] if only is None or p["name"] in only]
+    create = str((data.get("provisioner", {}).get("playbooks", {}) or {}).get("create") or "")
+    base = yaml.safe_load(SHARED_PLATFORM.read_text()) or {} if create.endswith("shared/create.yml") else {}
+    platforms = [platform_over_base(p, base) for p in data["platforms"] if only is None or p["name"] in only]
     if not platforms:
         raise BenchError(f"molecule/{scenario}: no platform named {only}")
     for p in platforms:
         if not p["name"].startswith(PREFIX):
             raise BenchError(f"molecule/{scenario}: platform {p['name']} was not renamed")
+        if p["image"] not in SSH_IMAGES:
+            raise BenchError(f"molecule/{scenario}: platform {p['name']}'s image {p['image']} is none of "
+                             f"{', '.join(SSH_IMAGES)}")
+        # The scenario's image, then the benchmark's own built from it with sshd (ssh_images()).
+        p["base_image"], p["image"] = p["image"], SSH_IMAGES[p["image"]]
     networks = {}
     for p in platforms:
         for net in p.get("docker_networks", []):
@@ -266,7 +372,7 @@ def molecule_layout(scenario: str, renames: list[tuple[str, str]], only: list[st
 
 def single_layout(name: str = f"{PREFIX}single") -> dict:
     layout = molecule_layout("default", [("dagster-aio-debian12", name)], only=[name])
-    if layout["platforms"][0]["image"] != IMAGE:
+    if layout["platforms"][0]["base_image"] != IMAGE:
         raise BenchError(f"molecule/default's Debian 12 platform is not {IMAGE}")
     return layout
 
@@ -285,26 +391,134 @@ def multi_layout() -> dict:
     return layout
 
 
+# --------------------------------------------------------------------------- the ssh connection
+
+
+class Ssh:
+    """The key of this invocation, the hosts' logins with it, and the control sockets
+    of Ansible's master connections (a directory of this invocation's own)."""
+
+    def __init__(self, logdir: Path) -> None:
+        for tool in ("ssh", "ssh-keygen"):
+            if sh(["sh", "-c", f"command -v {tool}"], check=False).returncode != 0:
+                raise BenchError(f"{tool} not found: the ssh connection needs the OpenSSH client")
+        self.key = logdir / "id_ed25519"
+        self.control_dir = logdir / "ssh-control"
+        self.control_dir.mkdir(mode=0o700)
+        sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dagsterops-bench", "-f", str(self.key)])
+
+    def host_vars(self, address: str) -> dict:
+        """A host's connection over ssh, as a user's inventory has it (pipelining and ssh_args: Playbooks.run)."""
+        return {
+            "ansible_connection": "ssh",
+            "ansible_host": address,
+            "ansible_user": SSH_USER,
+            "ansible_become_method": "ansible.builtin.sudo",
+            "ansible_ssh_private_key_file": str(self.key),
+            "ansible_ssh_common_args": SSH_COMMON_ARGS,
+        }
+
+    def authorize(self, name: str) -> None:
+        """The public key into the container's /home/deploy/.ssh/authorized_keys (0600, directory 0700)."""
+        home = f"/home/{SSH_USER}"
+        sh(["docker", "exec", "-i", name, "sh", "-c",
+            f"set -e; install -d -o {SSH_USER} -g {SSH_USER} -m 0700 {home}/.ssh; "
+            f"cat >{home}/.ssh/authorized_keys; chown {SSH_USER}:{SSH_USER} {home}/.ssh/authorized_keys; "
+            f"chmod 0600 {home}/.ssh/authorized_keys"],
+           input_text=self.key.with_name(self.key.name + ".pub").read_text(), timeout=60)
+
+    def wait_login(self, name: str, address: str, timeout: float = 120) -> float:
+        """Seconds until sshd lets deploy in with the key and sudo works, on a connection of its
+        own (no control socket: the converge opens its master connection itself)."""
+        started = time.monotonic()
+        command = ["ssh", "-i", str(self.key), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+                   "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "LogLevel=ERROR",
+                   *shlex.split(SSH_COMMON_ARGS), f"{SSH_USER}@{address}", "sudo", "-n", "true"]
+        while True:
+            result = sh(command, check=False, timeout=30)
+            if result.returncode == 0:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise BenchError(f"{name}: no ssh login as {SSH_USER}@{address} after {timeout} s: "
+                                 f"{(result.stderr or result.stdout).strip()[-500:]}")
+            time.sleep(0.5)
+
+    @staticmethod
+    def record(hosts: dict[str, str], since: float) -> str:
+        """What each host's journal says of a playbook's connections since the epoch second SINCE
+        (read after the playbook, not timed): the ssh logins of deploy and its sudo commands by
+        target user; the proof that the playbook went over ssh as deploy with become."""
+        parts = []
+        for host, address in hosts.items():
+            journal = sh(["docker", "exec", host, "journalctl", "--no-pager", "-q", "-o", "cat",
+                          f"--since=@{since:.3f}"], check=False, timeout=120).stdout
+            logins = len(re.findall(rf"Accepted publickey for {SSH_USER} from", journal))
+            targets: dict[str, int] = {}
+            for user in re.findall(rf"^\s*{SSH_USER} : .*?USER=(\S+) ; COMMAND=", journal, re.MULTILINE):
+                targets[user] = targets.get(user, 0) + 1
+            sudo = ", ".join(f"{count} as {user}" for user, count in sorted(targets.items(), key=lambda t: -t[1]))
+            parts.append(f"{host} ({address}) {logins} ssh login(s) of {SSH_USER}, "
+                         f"sudo by {SSH_USER}: {sudo or 'none'}")
+        return "; ".join(parts)
+
+    def close_masters(self) -> None:
+        """Ends the master connections ControlPersist keeps open, so that the next playbook
+        starts without a connection, as when run anew later; also before containers go."""
+        for socket in sorted(self.control_dir.iterdir()):
+            sh(["ssh", "-o", f"ControlPath={socket}", "-O", "exit", f"{SSH_USER}@localhost"], check=False, timeout=15)
+            socket.unlink(missing_ok=True)
+
+
+def connect(playbooks: Playbooks, layout: dict, connection: str) -> tuple[dict, str]:
+    """The inventory of a booted layout for the connection; for ssh each container gets the key
+    and is waited for until sshd lets deploy in (not timed). Returns it and a progress note."""
+    if connection == "docker":
+        return layout["inventory"], "connection community.docker.docker_api"
+    if playbooks.ssh is None:
+        raise BenchError("the ssh connection was not set up")
+    inventory = copy.deepcopy(layout["inventory"])
+    inventory["all"]["vars"].pop("ansible_connection", None)
+    addresses = {}
+    for platform_def in layout["platforms"]:
+        addresses[platform_def["name"]] = Engine.address(platform_def)
+        playbooks.ssh.authorize(platform_def["name"])
+    waited = max(playbooks.ssh.wait_login(name, address) for name, address in addresses.items())
+    for name, address in addresses.items():
+        inventory["all"]["hosts"][name].update(playbooks.ssh.host_vars(address))
+    return inventory, (f"ssh as {SSH_USER}@{', '.join(addresses.values())} with sudo, "
+                       f"login accepted after {waited:.1f} s (not timed)")
+
+
 # --------------------------------------------------------------------------- playbooks
 
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 
 
 class Playbooks:
-    def __init__(self, logdir: Path) -> None:
+    def __init__(self, logdir: Path, ssh: Ssh | None = None) -> None:
         self.logdir = logdir
         self.command = ansible_playbook_command()
+        self.ssh = ssh
+
+    def close_connections(self) -> None:
+        if self.ssh is not None:
+            self.ssh.close_masters()
 
     def run(self, label: str, inventory: dict, playbook: Path, timeout: float = 3600) -> dict:
-        """ansible-playbook against the inventory; wall seconds, recap lines, changed count."""
+        """ansible-playbook against the inventory; wall seconds, recap lines, changed count.
+        Every run starts without an open ssh connection (not timed)."""
         inventory_path = self.logdir / f"{label}.inventory.yml"
         inventory_path.write_text(yaml.safe_dump(inventory, sort_keys=False))
         log_path = self.logdir / f"{label}.log"
+        self.close_connections()
         env = dict(
             os.environ,
             PATH=f"{self.command.parent}:{os.environ.get('PATH', '')}",
             ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".ansible/collections"),
+            # The settings README.md recommends over ssh ([ssh_connection] pipelining and ssh_args),
+            # and a control socket directory of this invocation's own.
             ANSIBLE_PIPELINING="true",
+            ANSIBLE_SSH_ARGS=SSH_ARGS,
             ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",
             ANSIBLE_FORCE_COLOR="false",
             ANSIBLE_NOCOLOR="true",
@@ -312,7 +526,12 @@ class Playbooks:
             # prepare.yml of molecule/multihost finds the example code through it.
             MOLECULE_PROJECT_DIRECTORY=str(ROOT),
         )
+        if self.ssh is not None:
+            env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(self.ssh.control_dir)
         command = [str(self.command), "-i", str(inventory_path), str(playbook)]
+        ssh_hosts = {host: host_vars["ansible_host"] for host, host_vars in inventory["all"]["hosts"].items()
+                     if (host_vars or {}).get("ansible_connection") == "ssh"}
+        since = time.time()
         started = time.monotonic()
         with open(log_path, "w") as log:
             try:
@@ -321,6 +540,10 @@ class Playbooks:
             except subprocess.TimeoutExpired as error:
                 raise BenchError(f"{label}: ansible-playbook timed out after {timeout} s (log: {log_path})") from error
         seconds = time.monotonic() - started
+        connection_record = self.ssh.record(ssh_hosts, since) if self.ssh is not None and ssh_hosts else ""
+        if connection_record:
+            with open(log_path, "a") as log:
+                log.write(f"\n# dagsterops-bench, from the hosts' journals during this playbook: {connection_record}\n")
         output = log_path.read_text(errors="replace")
         recap, changed, failed = [], 0, 0
         in_recap = False
@@ -336,7 +559,8 @@ class Playbooks:
         if result.returncode != 0 or failed:
             tail = "\n".join(output.splitlines()[-60:])
             raise BenchError(f"{label}: ansible-playbook exited {result.returncode} (log: {log_path})\n{tail}")
-        return {"seconds": seconds, "recap": recap, "changed": changed, "log": str(log_path)}
+        return {"seconds": seconds, "recap": recap, "changed": changed, "log": str(log_path),
+                "connection_record": connection_record}
 
 
 # --------------------------------------------------------------------------- runs through GraphQL
@@ -583,7 +807,7 @@ def bench_floor(engine: Engine, i: int, repeat: int, results: dict) -> None:
     script = floor_script()
     layout = single_layout(f"{PREFIX}floor")
     name = layout["platforms"][0]["name"]
-    progress(f"floor {i}/{repeat}: fresh container {name} from {IMAGE}")
+    progress(f"floor {i}/{repeat}: fresh container {name} from {layout['platforms'][0]['image']}")
     engine.run(layout["platforms"][0])
     try:
         boot = engine.wait_booted(name)
@@ -629,53 +853,59 @@ MODULE_CALLS = 20
 
 def module_call_seconds(playbooks: Playbooks, label: str, inventory: dict) -> float:
     """What one task costs before it does anything: ansible.builtin.ping through the
-    same connection, (time of 1 + MODULE_CALLS pings - time of 1 ping) / MODULE_CALLS."""
+    same connection and with become, as site.yml's tasks,
+    (time of 1 + MODULE_CALLS pings - time of 1 ping) / MODULE_CALLS."""
     seconds = []
     for count in (1, 1 + MODULE_CALLS):
         playbook = playbooks.logdir / f"ping-{count}.yml"
         playbook.write_text(yaml.safe_dump([{
-            "name": f"{count} module calls", "hosts": "all", "gather_facts": False,
+            "name": f"{count} module calls", "hosts": "all", "gather_facts": False, "become": True,
             "tasks": [{"name": f"Ping {n}", "ansible.builtin.ping": {}} for n in range(count)],
         }], sort_keys=False))
         seconds.append(playbooks.run(f"{label}-ping-{count}", inventory, playbook)["seconds"])
     return (seconds[1] - seconds[0]) / MODULE_CALLS
 
 
-def bench_single(engine: Engine, playbooks: Playbooks, i: int, rounds: int, results: dict,
+def bench_single(engine: Engine, playbooks: Playbooks, i: int, rounds: int, connection: str, results: dict,
                  measure_single: bool, measure_runs: bool) -> None:
-    """One sample of the single host: a fresh converge, the first run, a no-op re-converge;
-    the run figures on the last sample's host."""
+    """One sample of the single host over the connection: a fresh converge, the first run,
+    a no-op re-converge, one module call; the run figures on the host when measure_runs."""
     site = ROOT / "playbooks/site.yml"
     layout = single_layout()
     name = layout["platforms"][0]["name"]
-    progress(f"single {i}/{rounds}: fresh container {name} (molecule/default's flags)")
+    step = f"single {i}/{rounds} ({connection})"
+    progress(f"{step}: fresh container {name} from {layout['platforms'][0]['image']} (molecule/default's flags)")
     engine.run(layout["platforms"][0])
     try:
         boot = engine.wait_booted(name)
-        progress(f"single {i}/{rounds}: booted in {boot:.1f} s; fresh converge of playbooks/site.yml")
-        fresh = playbooks.run(f"single-{i}-converge", layout["inventory"], site)
+        inventory, note = connect(playbooks, layout, connection)
+        progress(f"{step}: booted in {boot:.1f} s; {note}; fresh converge of playbooks/site.yml")
+        fresh = playbooks.run(f"single-{i}-{connection}-converge", inventory, site)
         converge_end = time.monotonic()
         if measure_single:
-            results["single_converge"].append(fresh["seconds"])
-        progress(f"single {i}/{rounds}: fresh converge {fresh['seconds']:.1f} s; "
-                 "launching example_job until SUCCESS")
+            results["single_converge"][connection].append(fresh["seconds"])
+        if fresh["connection_record"]:
+            progress(f"{step}: {fresh['connection_record']}")
+        progress(f"{step}: fresh converge {fresh['seconds']:.1f} s; launching example_job until SUCCESS")
         first = launch_and_wait(name, 1, launch_retry=300, timeout=600)
         first_seconds = time.monotonic() - converge_end
         if measure_single:
-            results["single_first_run"].append(first_seconds)
-        progress(f"single {i}/{rounds}: converge end to first successful run {first_seconds:.1f} s "
+            results["single_first_run"][connection].append(first_seconds)
+        progress(f"{step}: converge end to first successful run {first_seconds:.1f} s "
                  f"({' -> '.join(first['runs'][0]['seen'])}); no-op re-converge")
-        noop = reconverge(playbooks, f"single {i}/{rounds}", f"single-{i}-reconverge", layout["inventory"])
+        noop = reconverge(playbooks, step, f"single-{i}-{connection}-reconverge", inventory)
         if measure_single:
-            results["single_noop"].append(noop["seconds"])
-            results["single_noop_changed"].append(noop["changed"])
-            results["single_noop_recap"].extend(noop["recap"])
-            per_call = module_call_seconds(playbooks, f"single-{i}", layout["inventory"])
-            results["module_call"].append(per_call)
-            progress(f"single {i}/{rounds}: one module call through the connection {per_call:.2f} s")
-        if measure_runs and i == rounds:
+            results["single_noop"][connection].append(noop["seconds"])
+            results["single_noop_changed"][connection].append(noop["changed"])
+            results["single_noop_recap"][connection].extend(noop["recap"])
+            per_call = module_call_seconds(playbooks, f"single-{i}-{connection}", inventory)
+            results["module_call"][connection].append(per_call)
+            progress(f"{step}: one module call through the connection {per_call:.2f} s")
+        if measure_runs:
+            results["runs_host"] = f"{name}, converged over {connection}"
             bench_runs(name, rounds, results)
     finally:
+        playbooks.close_connections()
         engine.remove(name)
 
 
@@ -701,36 +931,42 @@ def bench_runs(name: str, repeat: int, results: dict) -> None:
 # --------------------------------------------------------------------------- multi host
 
 
-def bench_multi(engine: Engine, playbooks: Playbooks, repeat: int, results: dict) -> None:
+def bench_multi(engine: Engine, playbooks: Playbooks, i: int, repeat: int, connection: str, results: dict) -> None:
+    """One sample of the three-host layout over the connection: fresh converge, no-op re-converge."""
     site = ROOT / "playbooks/site.yml"
-    for i in range(1, repeat + 1):
-        layout = multi_layout()
-        names = [p["name"] for p in layout["platforms"]]
-        progress(f"multi {i}/{repeat}: network {', '.join(layout['networks'])} and containers {', '.join(names)}")
-        try:
-            for network, (subnet, gateway) in layout["networks"].items():
-                engine.create_network(network, subnet, gateway)
-            for platform_def in layout["platforms"]:
-                engine.run(platform_def)
-            boot = max(engine.wait_booted(n) for n in names)
-            if layout["prepare"]:
-                progress(f"multi {i}/{repeat}: booted ({boot:.1f} s); molecule/multihost/prepare.yml (not timed)")
-                playbooks.run(f"multi-{i}-prepare", layout["inventory"], layout["prepare"])
-            progress(f"multi {i}/{repeat}: fresh converge of playbooks/site.yml")
-            fresh = playbooks.run(f"multi-{i}-converge", layout["inventory"], site)
-            results["multi_converge"].append(fresh["seconds"])
-            progress(f"multi {i}/{repeat}: fresh converge {fresh['seconds']:.1f} s; no-op re-converge")
-            noop = reconverge(playbooks, f"multi {i}/{repeat}", f"multi-{i}-reconverge", layout["inventory"])
-            results["multi_noop"].append(noop["seconds"])
-            results["multi_noop_changed"].append(noop["changed"])
-            results["multi_noop_recap"].extend(noop["recap"])
-        finally:
-            for name in names:
-                engine.remove(name)
-            for network in list(engine.networks):
-                if not engine.keep:
-                    sh(["docker", "network", "rm", network], check=False, timeout=60)
-                    engine.networks.remove(network)
+    layout = multi_layout()
+    names = [p["name"] for p in layout["platforms"]]
+    step = f"multi {i}/{repeat} ({connection})"
+    progress(f"{step}: network {', '.join(layout['networks'])} and containers {', '.join(names)}")
+    try:
+        for network, (subnet, gateway) in layout["networks"].items():
+            engine.create_network(network, subnet, gateway)
+        for platform_def in layout["platforms"]:
+            engine.run(platform_def)
+        boot = max(engine.wait_booted(n) for n in names)
+        inventory, note = connect(playbooks, layout, connection)
+        progress(f"{step}: booted ({boot:.1f} s); {note}")
+        if layout["prepare"]:
+            progress(f"{step}: molecule/multihost/prepare.yml (not timed)")
+            playbooks.run(f"multi-{i}-{connection}-prepare", inventory, layout["prepare"])
+        progress(f"{step}: fresh converge of playbooks/site.yml")
+        fresh = playbooks.run(f"multi-{i}-{connection}-converge", inventory, site)
+        results["multi_converge"][connection].append(fresh["seconds"])
+        if fresh["connection_record"]:
+            progress(f"{step}: {fresh['connection_record']}")
+        progress(f"{step}: fresh converge {fresh['seconds']:.1f} s; no-op re-converge")
+        noop = reconverge(playbooks, step, f"multi-{i}-{connection}-reconverge", inventory)
+        results["multi_noop"][connection].append(noop["seconds"])
+        results["multi_noop_changed"][connection].append(noop["changed"])
+        results["multi_noop_recap"][connection].extend(noop["recap"])
+    finally:
+        playbooks.close_connections()
+        for name in names:
+            engine.remove(name)
+        for network in list(engine.networks):
+            if not engine.keep:
+                sh(["docker", "network", "rm", network], check=False, timeout=60)
+                engine.networks.remove(network)
 
 
 # --------------------------------------------------------------------------- recovery from kill -9
@@ -800,14 +1036,18 @@ def recovery_layout() -> dict:
     return molecule_layout("faults", [("dagster-faults", f"{PREFIX}faults")])
 
 
-def bench_recovery(engine: Engine, playbooks: Playbooks, repeat: int, results: dict) -> None:
+def bench_recovery(engine: Engine, playbooks: Playbooks, repeat: int, connection: str, results: dict) -> None:
     layout = recovery_layout()
     name = layout["platforms"][0]["name"]
-    progress(f"recovery: fresh container {name} (molecule/faults' host and inventory)")
+    progress(f"recovery: fresh container {name} from {layout['platforms'][0]['image']} "
+             "(molecule/faults' host and inventory)")
     engine.run(layout["platforms"][0])
     try:
         engine.wait_booted(name)
-        converge = playbooks.run("recovery-converge", layout["inventory"], ROOT / "playbooks/site.yml")
+        inventory, note = connect(playbooks, layout, connection)
+        progress(f"recovery: {note}; converge of playbooks/site.yml")
+        converge = playbooks.run(f"recovery-{connection}-converge", inventory, ROOT / "playbooks/site.yml")
+        playbooks.close_connections()
         progress(f"recovery: converged in {converge['seconds']:.1f} s; the first run loads everything once")
         launch_and_wait(name, 1, launch_retry=300, timeout=600, location="served")
         location_python = "/opt/dagster/code-locations/served/venv/bin/python"
@@ -822,6 +1062,7 @@ def bench_recovery(engine: Engine, playbooks: Playbooks, repeat: int, results: d
                 progress(f"recovery {i}/{repeat}: {unit} killed, active and answering after {data['seconds']:.1f} s")
                 results["recovery"].setdefault(unit, []).append(data["seconds"])
     finally:
+        playbooks.close_connections()
         engine.remove(name)
 
 
@@ -868,14 +1109,31 @@ def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def report(results: dict, info: dict, repeat: int, selected: list[str], errors: list[str]) -> None:
+def connection_settings(connections: list[str], playbooks: Playbooks | None) -> dict:
+    """How each connection of this invocation reaches the hosts, for the output and the JSON."""
+    settings = {}
+    for connection in connections:
+        if connection == "ssh":
+            settings["ssh"] = {
+                "ansible_connection": "ssh", "ansible_user": SSH_USER, "become_method": "ansible.builtin.sudo",
+                "pipelining": True, "ssh_args": SSH_ARGS, "ssh_common_args": SSH_COMMON_ARGS,
+                "control_path_dir": str(playbooks.ssh.control_dir) if playbooks and playbooks.ssh else None,
+            }
+        else:
+            settings["docker"] = {"ansible_connection": "community.docker.docker_api", "ansible_user": "root",
+                                  "pipelining": True}
+    return settings
+
+
+def report(results: dict, info: dict, repeat: int, selected: list[str], connections: list[str],
+           images: list[str], errors: list[str]) -> None:
     defaults = role_defaults()
     floor = median(results["floor"])
     rows = []  # figure, median, samples, target, within
 
     def row(figure: str, values: list[float], target: str, within: str = "", unit: str = "s",
             shown: str | None = None) -> None:
-        if figure.split(":")[0] not in selected:
+        if figure.split(":")[0].split(" ")[0] not in selected:
             return
         value = median(values)
         rows.append((figure, shown if shown is not None else ("n/a" if value is None else f"{value:.1f} {unit}"),
@@ -884,27 +1142,45 @@ def report(results: dict, info: dict, repeat: int, selected: list[str], errors: 
     def yes_no(ok: bool) -> str:
         return "yes" if ok else "NO"
 
-    row("floor: bare script, first command to /server_info", results["floor"], "reference")
-    converge = median(results["single_converge"])
-    if results["single_converge"]:
-        if floor:
-            ratio = converge / floor
-            shown = f"{converge:.1f} s = {ratio:.2f}x floor"
-            within = yes_no(ratio <= TARGETS["single_converge_ratio"])
+    def ratio_row(figure: str, values: list[float], reference: float | None, name: str, target: float | None,
+                  ) -> None:
+        """The median as a ratio to a reference median; judged against the target when there is one."""
+        value = median(values)
+        target_text = "-" if target is None else f"<= {target:.1f}x {name}"
+        if value is None:
+            row(figure, values, target_text)
+        elif reference:
+            ratio = value / reference
+            row(figure, values, target_text, "" if target is None else yes_no(ratio <= target),
+                shown=f"{value:.1f} s = {ratio:.2f}x {name}")
         else:
-            shown, within = f"{converge:.1f} s (floor not run)", ""
-        row("single: fresh converge (site.yml)", results["single_converge"],
-            f"<= {TARGETS['single_converge_ratio']:.1f}x floor", within, shown=shown)
-    else:
-        row("single: fresh converge (site.yml)", [], f"<= {TARGETS['single_converge_ratio']:.1f}x floor")
-    noop_changed = results["single_noop_changed"]
-    row("single: no-op re-converge" + (f" (changed={max(noop_changed)})" if noop_changed else ""),
-        results["single_noop"], f"<= {TARGETS['noop_seconds']:.0f} s, changed=0",
-        yes_no(bool(noop_changed) and median(results["single_noop"]) <= TARGETS["noop_seconds"]
-               and not any(noop_changed)))
-    row("single: one module call (ansible.builtin.ping)", results["module_call"], "-", shown=None
-        if not results["module_call"] else f"{median(results['module_call']):.2f} s")
-    row("single: converge end to first successful run", results["single_first_run"], "-")
+            row(figure, values, target_text, shown=f"{value:.1f} s ({name} not run)")
+
+    def noop_row(section: str, connection: str, seconds_target: float | None) -> None:
+        values, changed = results[f"{section}_noop"][connection], results[f"{section}_noop_changed"][connection]
+        figure = f"{section} ({connection}): no-op re-converge" + (f" (changed={max(changed)})" if changed else "")
+        if seconds_target is None:
+            row(figure, values, "changed=0", yes_no(bool(changed) and not any(changed)))
+        else:
+            row(figure, values, f"<= {seconds_target:.0f} s, changed=0",
+                yes_no(bool(changed) and median(values) <= seconds_target and not any(changed)))
+
+    def judged(connection: str, target: float) -> float | None:
+        return target if connection == TARGET_CONNECTION else None
+
+    row("floor: bare script, first command to /server_info", results["floor"], "reference")
+    for connection in connections:
+        ratio_row(f"single ({connection}): fresh converge (site.yml)", results["single_converge"][connection],
+                  floor, "floor", judged(connection, TARGETS["single_converge_ratio"]))
+    for connection in connections:
+        noop_row("single", connection, judged(connection, TARGETS["noop_seconds"]))
+    for connection in connections:
+        values = results["module_call"][connection]
+        row(f"single ({connection}): one module call (ansible.builtin.ping, become)", values, "-",
+            shown=None if not values else f"{median(values):.2f} s")
+    for connection in connections:
+        row(f"single ({connection}): converge end to first successful run",
+            results["single_first_run"][connection], "-")
     row("runs: trivial_job (one op, in process) launch to SUCCESS", results["run_latency"],
         f"<= {TARGETS['run_latency_seconds']:.0f} s",
         yes_no(bool(results["run_latency"]) and median(results["run_latency"]) <= TARGETS["run_latency_seconds"]))
@@ -913,12 +1189,12 @@ def report(results: dict, info: dict, repeat: int, selected: list[str], errors: 
     row(f"runs: {THROUGHPUT_RUNS} example_job at once, until all SUCCESS", results["throughput_seconds"], "-")
     row(f"runs: throughput (max_concurrent_runs {concurrency})", results["throughput_per_minute"], "-",
         unit="runs/min")
-    multi = median(results["multi_converge"])
-    row("multi: fresh converge, 3 hosts (site.yml)", results["multi_converge"], "-",
-        shown=None if multi is None or not floor else f"{multi:.1f} s = {multi / floor:.2f}x floor")
-    multi_changed = results["multi_noop_changed"]
-    row("multi: no-op re-converge" + (f" (changed={max(multi_changed)})" if multi_changed else ""),
-        results["multi_noop"], "changed=0", yes_no(bool(multi_changed) and not any(multi_changed)))
+    for connection in connections:
+        ratio_row(f"multi ({connection}): fresh converge, 3 hosts (site.yml)", results["multi_converge"][connection],
+                  median(results["single_converge"][connection]), "single",
+                  judged(connection, TARGETS["multi_converge_ratio"]))
+    for connection in connections:
+        noop_row("multi", connection, None)
 
     for unit in RECOVERY_UNITS:
         values = results["recovery"].get(unit, [])
@@ -933,15 +1209,32 @@ def report(results: dict, info: dict, repeat: int, selected: list[str], errors: 
     print(f"- date: {info['date']}; kernel {info['kernel']}; {info['cores']} cores; {info['memory_gib']} GiB memory; "
           f"Docker {info['docker']}; ansible-core {info['ansible_core']}")
     print(f"- load average at start {info['load_start'][0]:.2f}, at end {load_end[0]:.2f}; "
-          f"--repeat {repeat}; sections: {', '.join(selected)}")
+          f"--repeat {repeat}; sections: {', '.join(selected)}"
+          + (f"; connections: {', '.join(connections)}" if set(selected) - {"floor"} else ""))
+    if set(selected) & {"single", "runs", "multi", "recovery"}:
+        for connection in connections:
+            if connection == "ssh":
+                print(f"- ssh: ansible_connection ssh as {SSH_USER}, become through sudo, pipelining on, "
+                      f"ssh_args `{SSH_ARGS}`, ssh_common_args `{SSH_COMMON_ARGS}`, a key of this invocation; "
+                      "each playbook starts without an open connection")
+            else:
+                print("- docker: ansible_connection community.docker.docker_api as root, pipelining on")
+    if set(selected) & {"single", "multi"}:
+        print(f"- the converge targets apply to the {TARGET_CONNECTION} rows" if TARGET_CONNECTION in connections
+              else f"- no {TARGET_CONNECTION} rows: the converge targets (over {TARGET_CONNECTION}) are not judged")
+    if images:
+        print(f"- every container from {', '.join(images)} (sshd and the user {SSH_USER}, no apt lists)")
     if "runs" in selected:
         print(f"- run queue: dequeue every {defaults.get('dagster_dequeue_interval_seconds', '?')} s, "
-              f"max_concurrent_runs {concurrency} (role defaults)")
+              f"max_concurrent_runs {concurrency} (role defaults); runs on {results.get('runs_host') or '-'}")
+    if "recovery" in selected and connections:
+        print(f"- recovery: converged over {connections[0]}")
     if results["floor_phases"]:
         print(f"- floor phases: {' | '.join(results['floor_phases'])}")
     for label, key in (("single", "single_noop_recap"), ("multi", "multi_noop_recap")):
-        for line in results[key]:
-            print(f"- {label} no-op recap: `{line}`")
+        for connection in connections:
+            for line in results[key][connection]:
+                print(f"- {label} ({connection}) no-op recap: `{line}`")
     print()
     headers = ("Figure", "Median", "Samples", "Target", "Within target")
     widths = [max(len(str(r[c])) for r in rows + [headers]) for c in range(len(headers))]
@@ -960,12 +1253,19 @@ def report(results: dict, info: dict, repeat: int, selected: list[str], errors: 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="samples of each figure (default 3)")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections among {','.join(SECTIONS)} (default all)")
-    parser.add_argument("--keep", action="store_true", help="leave the containers and network in place (debugging)")
+    parser.add_argument("--connections", default=",".join(CONNECTIONS),
+                        help=f"comma-separated connections among {','.join(CONNECTIONS)} (default both, "
+                             "ssh first whatever the order given); the single and multi sections converge over "
+                             "each, runs and recovery use the first")
+    parser.add_argument("--multi-connections",
+                        help="the connections of the multi section alone, among those of --connections "
+                             "(default the same); the three hosts take about six minutes a sample")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the containers, the network and the ssh key in place (debugging)")
     parser.add_argument("--json", type=Path,
                         help="also write the figures to this file (default: benchmarks/results/DATE-COMMIT.json)")
     args = parser.parse_args()
@@ -973,9 +1273,24 @@ def main() -> int:
     unknown = sorted(set(selected) - set(SECTIONS))
     if unknown or not selected:
         parser.error(f"--only: unknown section(s) {', '.join(unknown) or '(none)'}; choose from {','.join(SECTIONS)}")
+    connections = [c.strip() for c in args.connections.split(",") if c.strip()]
+    unknown = sorted(set(connections) - set(CONNECTIONS))
+    if unknown or not connections:
+        parser.error(f"--connections: unknown connection(s) {', '.join(unknown) or '(none)'}; "
+                     f"choose from {','.join(CONNECTIONS)}")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     selected = [s for s in SECTIONS if s in selected]
+    connections = [c for c in CONNECTIONS if c in connections]
+    multi_connections = connections
+    if args.multi_connections is not None:
+        multi_connections = [c.strip() for c in args.multi_connections.split(",") if c.strip()]
+        if not multi_connections or set(multi_connections) - set(connections):
+            parser.error(f"--multi-connections: choose among the --connections ({','.join(connections)})")
+        multi_connections = [c for c in connections if c in multi_connections]
+    if not set(selected) & {"single", "multi"}:
+        connections = connections[:1]  # runs and recovery converge over the first only
+    converging = set(selected) & {"single", "runs", "multi", "recovery"}
 
     def terminate(signum, _frame):
         raise SystemExit(128 + signum)
@@ -983,47 +1298,82 @@ def main() -> int:
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGHUP, terminate)
 
-    if sh(["docker", "image", "inspect", IMAGE], check=False).returncode != 0:
-        print(f"{IMAGE} is not in the local Docker engine; build it with scripts/test.sh molecule (or scripts/demo.sh)",
-              file=sys.stderr)
+    # The base images the selected sections' platforms name; each becomes a dagsterops-bench-ssh image.
+    try:
+        layouts = []
+        if set(selected) & {"floor", "single", "runs"}:
+            layouts.append(single_layout())
+        if "multi" in selected:
+            layouts.append(multi_layout())
+        if "recovery" in selected:
+            layouts.append(recovery_layout())
+    except BenchError as error:
+        print(error, file=sys.stderr)
         return 2
+    bases = sorted({p["base_image"] for layout in layouts for p in layout["platforms"]})
+    for base in bases:
+        if sh(["docker", "image", "inspect", base], check=False).returncode != 0:
+            print(f"{base} is not in the local Docker engine; build it with scripts/test.sh molecule "
+                  "(or scripts/demo.sh)", file=sys.stderr)
+            return 2
+    images = [SSH_IMAGES[base] for base in bases]
 
     info = machine()
     logdir = Path(tempfile.mkdtemp(prefix=PREFIX))
     print(f"# dagsterops.dagster benchmark ({info['date']}, commit {info['commit']})")
     print(f"{info['cores']} cores, {info['memory_gib']} GiB memory, kernel {info['kernel']}, Docker {info['docker']}, "
           f"load average {info['load_start'][0]:.2f}; sections {', '.join(selected)}, --repeat {args.repeat}"
-          + (f"; playbook logs in {logdir}" if set(selected) - {"floor"} else ""), flush=True)
+          + (f", connections {', '.join(connections)}" if converging else "")
+          + f"; images, playbook logs and inventories in {logdir}", flush=True)
 
+    per_connection = ("single_converge", "single_first_run", "single_noop", "single_noop_changed",
+                      "single_noop_recap", "module_call", "multi_converge", "multi_noop", "multi_noop_changed",
+                      "multi_noop_recap")
     results: dict = {key: [] for key in (
-        "floor", "floor_phases", "single_converge", "single_first_run", "single_noop", "single_noop_changed",
-        "single_noop_recap", "module_call", "run_latency", "run_latency_example", "throughput_seconds",
-        "throughput_per_minute", "multi_converge", "multi_noop", "multi_noop_changed", "multi_noop_recap")}
+        "floor", "floor_phases", "run_latency", "run_latency_example", "throughput_seconds", "throughput_per_minute")}
+    results.update({key: {connection: [] for connection in connections} for key in per_connection})
     results["recovery"] = {}
+    results["runs_host"] = None
     errors: list[str] = []
     engine = Engine(keep=args.keep)
+    playbooks = None
     try:
         engine.remove_leftovers()
         try:
-            playbooks = Playbooks(logdir) if {"single", "runs", "multi", "recovery"} & set(selected) else None
+            ssh = Ssh(logdir) if converging and "ssh" in connections else None
+            playbooks = Playbooks(logdir, ssh) if converging else None
+            ssh_images(bases, logdir)
         except BenchError as error:
             print(error, file=sys.stderr)
             return 2
+        if playbooks and playbooks.ssh:
+            progress(f"ssh: key {playbooks.ssh.key}, control sockets in {playbooks.ssh.control_dir}; "
+                     f"pipelining on, ssh_args {SSH_ARGS}")
         steps = []
-        # The floor and the single host take turns, sample by sample, so that
-        # a change in the machine's load touches both alike.
+        # The floor and the single host over each connection take turns, sample
+        # by sample, so that a change in the machine's load touches all alike.
         single = "single" in selected or "runs" in selected
         rounds = args.repeat if "single" in selected else 1
         for i in range(1, max(args.repeat if "floor" in selected else 0, rounds if single else 0) + 1):
             if "floor" in selected and i <= args.repeat:
                 steps.append((f"floor {i}", lambda i=i: bench_floor(engine, i, args.repeat, results)))
-            if single and i <= rounds:
-                steps.append((f"single/runs {i}", lambda i=i: bench_single(
-                    engine, playbooks, i, rounds, results, "single" in selected, "runs" in selected)))
+            if not single or i > rounds:
+                continue
+            for connection in connections:
+                # The runs on the last round's host of the first connection; --only runs converges only that one.
+                runs_here = "runs" in selected and i == rounds and connection == connections[0]
+                if "single" in selected or runs_here:
+                    steps.append((f"single/runs {i} ({connection})",
+                                  lambda i=i, c=connection, r=runs_here: bench_single(
+                                      engine, playbooks, i, rounds, c, results, "single" in selected, r)))
         if "multi" in selected:
-            steps.append(("multi", lambda: bench_multi(engine, playbooks, args.repeat, results)))
+            for i in range(1, args.repeat + 1):
+                for connection in multi_connections:
+                    steps.append((f"multi {i} ({connection})", lambda i=i, c=connection: bench_multi(
+                        engine, playbooks, i, args.repeat, c, results)))
         if "recovery" in selected:
-            steps.append(("recovery", lambda: bench_recovery(engine, playbooks, args.repeat, results)))
+            steps.append((f"recovery ({connections[0]})",
+                          lambda: bench_recovery(engine, playbooks, args.repeat, connections[0], results)))
         for label, step in steps:
             try:
                 step()
@@ -1032,19 +1382,28 @@ def main() -> int:
                 errors.append(f"{label}: {error}")
     finally:
         progress("removing the benchmark's containers and network")
+        if playbooks:
+            playbooks.close_connections()
         engine.cleanup()
+        if playbooks and playbooks.ssh and not args.keep:
+            # Nothing it opens is left; the public key stays with the inventories that name it.
+            playbooks.ssh.key.unlink(missing_ok=True)
+            shutil.rmtree(playbooks.ssh.control_dir, ignore_errors=True)
         if not any(logdir.iterdir()):
             logdir.rmdir()
 
-    report(results, info, args.repeat, selected, errors)
+    report(results, info, args.repeat, selected, connections, images, errors)
     if args.json is None:
         stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M")
         args.json = ROOT / "benchmarks" / "results" / f"{stamp}-{info['commit'][:10]}.json"
         args.json.parent.mkdir(exist_ok=True)
     if args.json:
         print(f"figures: {args.json}")
-        args.json.write_text(json.dumps({"machine": info, "repeat": args.repeat, "sections": selected,
-                                         "targets": TARGETS, "results": results, "errors": errors}, indent=2))
+        args.json.write_text(json.dumps({
+            "machine": info, "repeat": args.repeat, "sections": selected, "connections": connections,
+            "connection_settings": connection_settings(connections if converging else [], playbooks),
+            "images": images, "targets": TARGETS, "targets_connection": TARGET_CONNECTION, "results": results,
+            "errors": errors}, indent=2))
     return 1 if errors else 0
 
 
