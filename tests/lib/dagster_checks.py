@@ -402,6 +402,15 @@ def frozen_packages(host, python, uv="/opt/dagster/tools/bin/uv"):
     return {line.lower().replace("_", "-") for line in frozen.splitlines()}
 
 
+# The python3 of each Debian release the collection supports.
+DEBIAN_PYTHON = {"12": "3.11", "13": "3.13"}
+
+
+def debian_release(host):
+    """The major Debian release of `host`: "12" or "13"."""
+    return host.file("/etc/debian_version").content_string.strip().split(".")[0]
+
+
 def python_version(host, python):
     """major.minor of `python` on `host`."""
     return host.check_output(f"{python} -c 'import sys;print(\"%d.%d\" % sys.version_info[:2])'")

@@ -24,9 +24,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from dagster_checks import (
+    DEBIAN_PYTHON,
     LAUNCH_RUN,
     PROJECT,
     RUN_STATUS,
+    debian_release,
     exposure_score,
     frozen_packages,
     journal,
@@ -135,13 +137,15 @@ def _webserver_log(host):
 # --- the unit ---------------------------------------------------------------------------------------------
 
 
-def test_the_instance_environment_is_exactly_the_lock_on_debian_13(host):
-    # This scenario's host is the all-in-one deployment on Debian 13: the lock's
-    # resolution for its Python (3.13), package for package.
+def test_the_instance_environment_is_exactly_the_lock_for_the_releases_python(host):
+    # This scenario's host is the all-in-one deployment on Debian 13 (12 with
+    # scripts/test.sh releases): the lock's resolution for that release's Python
+    # (3.13, 3.11), package for package.
     python = "/opt/dagster/current/bin/python"
-    assert python_version(host, python) == "3.13"
+    version = DEBIAN_PYTHON[debian_release(host)]
+    assert python_version(host, python) == version
     installed = frozen_packages(host, python)
-    expected = locked_pins(PROJECT / "roles/dagster/files/locks/dagster-1.13.27-default.txt", "3.13")
+    expected = locked_pins(PROJECT / "roles/dagster/files/locks/dagster-1.13.27-default.txt", version)
     assert installed == expected, installed ^ expected
 
 
