@@ -41,12 +41,11 @@ CATALOGUE = yaml.safe_load((SCENARIO / "bad_inputs.yml").read_text())
 LOCATION = "served"
 UNITS = ["dagster-webserver.service", "dagster-daemon.service", f"dagster-code-location@{LOCATION}.service"]
 # The target is 15 s from kill -9 to active and answering; benchmarks/bench.py
-# --only recovery measures it on a quiet machine. Here other scenarios share the
-# two cores, and a code server starts two Dagster processes one after the other
-# (the proxy, then the server that loads the code): the check allows twice the
-# target and prints the figure.
+# --only recovery measures it on a quiet machine, and scripts/test.sh soak holds
+# each unit to it. In CI other scenarios share the two cores: the check allows
+# twice the target there, and a figure above the target is printed as a miss.
 RECOVERY_TARGET = 15
-RECOVERY_LIMIT_UNDER_LOAD = 2 * RECOVERY_TARGET
+RECOVERY_LIMIT = RECOVERY_TARGET if SOAK else 2 * RECOVERY_TARGET
 
 # What a converge may change: configuration, units, the instance's files, the
 # environments and code under /opt/dagster (every file by content), and the database's
@@ -278,11 +277,13 @@ def test_killed_main_process_comes_back_within_the_limit(host, unit):
     if unit == "dagster-daemon.service":
         wait_for(lambda: daemon_heartbeats_since(host, killed_at), 60, step=0.5, message=lambda: journal(host, unit))
     seconds = time.monotonic() - started
-    print(f"{unit}: killed, active and answering again after {seconds:.1f} s (target {RECOVERY_TARGET} s)")
+    verdict = "within" if seconds <= RECOVERY_TARGET else "MISSED"
+    print(f"FIGURE {unit}: killed, active and answering again after {seconds:.1f} s "
+          f"({verdict} the {RECOVERY_TARGET} s target)")
     # Whatever was killed, the instance serves the location again before the next test.
     wait_for(lambda: location_loaded(host), 60, step=0.5, message=lambda: journal(host, "dagster-webserver.service"))
     print(f"  and the instance has the code location loaded after {time.monotonic() - started:.1f} s")
-    assert seconds <= RECOVERY_LIMIT_UNDER_LOAD, f"{unit} took {seconds:.1f} s"
+    assert seconds <= RECOVERY_LIMIT, f"{unit} took {seconds:.1f} s (limit {RECOVERY_LIMIT} s)"
 
 
 # --- the database away ----------------------------------------------------------------------------
