@@ -73,7 +73,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests/lib"))
-from dagster_checks import DAEMON_HEALTH, GRPC_HEALTH, LAUNCH_RUN, RUN_STATUS  # noqa: E402 - the tests' own probes
+from dagster_checks import (  # noqa: E402 - the tests' own probes and molecule.yml reading
+    DAEMON_HEALTH, GRPC_HEALTH, LAUNCH_RUN, RUN_STATUS, molecule_text)
 PREFIX = "dagsterops-bench-"
 LABEL = "dagsterops.bench=1"
 IMAGE = "dagsterops-systemd:debian12"
@@ -308,8 +309,8 @@ def ssh_images(bases: list[str], logdir: Path) -> None:
 # --------------------------------------------------------------------------- the molecule layouts
 
 
-# The container settings every platform of a scenario gets when the scenario creates its
-# containers with molecule/shared/create.yml: the base, the platform's own keys over it,
+# The container settings every platform of a scenario gets (every scenario creates its
+# containers with molecule/shared/create.yml): the base, the platform's own keys over it,
 # these lists of the platform added to the base's (the filter dagsterops_platform there).
 SHARED_PLATFORM = ROOT / "molecule/shared/platform.yml"
 sys.path.insert(0, str(ROOT / "molecule/shared/filter_plugins"))
@@ -322,16 +323,17 @@ def molecule_layout(scenario: str, renames: list[tuple[str, str]], only: list[st
     Read from molecule/SCENARIO/molecule.yml (and molecule/shared/platform.yml when
     the scenario creates its containers with molecule/shared/create.yml) so that
     the benchmark converges exactly what the scenario converges."""
-    text = (ROOT / "molecule" / scenario / "molecule.yml").read_text()
-    text = text.replace("${MOLECULE_PROJECT_DIRECTORY}", str(ROOT))
-    # ${NAME:-default} (an image a scenario lets the environment choose): the default;
-    # $$ is one dollar sign, as molecule reads it.
-    text = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}", r"\1", text).replace("$$", "$")
+    # The project's directory and nothing else from the environment: each scenario's
+    # own default release, whatever DAGSTEROPS_DEBIAN says.
+    text = molecule_text((ROOT / "molecule" / scenario / "molecule.yml").read_text(),
+                         {"MOLECULE_PROJECT_DIRECTORY": str(ROOT)})
     for old, new in renames:
         text = text.replace(old, new)
     data = yaml.safe_load(text)
     create = str((data.get("provisioner", {}).get("playbooks", {}) or {}).get("create") or "")
-    base = yaml.safe_load(SHARED_PLATFORM.read_text()) or {} if create.endswith("shared/create.yml") else {}
+    if not create.endswith("shared/create.yml"):
+        raise BenchError(f"molecule/{scenario}: containers not created with molecule/shared/create.yml")
+    base = yaml.safe_load(SHARED_PLATFORM.read_text()) or {}
     platforms = [platform_over_base(p, base) for p in data["platforms"] if only is None or p["name"] in only]
     if not platforms:
         raise BenchError(f"molecule/{scenario}: no platform named {only}")

@@ -17,13 +17,22 @@ from pathlib import Path
 import yaml
 
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[2]))
-_MOLECULE_VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+# ${NAME}, ${NAME:-default} and $$ (one dollar sign), the forms molecule reads.
+_MOLECULE_VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def molecule_text(text, environ):
+    """A molecule.yml's text with its variables read as molecule reads them, from `environ`."""
+    def value(match):
+        if match[0] == "$$":
+            return "$"
+        return environ.get(match[1]) or (match[2] or "")
+    return _MOLECULE_VARIABLE.sub(value, text)
 
 
 def scenario_config(scenario_dir):
-    """A scenario's molecule.yml as molecule reads it: ${NAME} and ${NAME:-default} from the environment."""
-    text = (Path(scenario_dir) / "molecule.yml").read_text()
-    return yaml.safe_load(_MOLECULE_VARIABLE.sub(lambda m: os.environ.get(m[1]) or (m[2] or ""), text))
+    """A scenario's molecule.yml as molecule reads it, with this process's environment."""
+    return yaml.safe_load(molecule_text((Path(scenario_dir) / "molecule.yml").read_text(), os.environ))
 
 # Runs inside the test host with its own python3, so no client is installed there.
 _GRAPHQL_CLIENT = r"""

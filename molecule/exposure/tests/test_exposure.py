@@ -167,12 +167,16 @@ def test_boot_unit_orders_after_tailscaled_and_the_webserver(host):
 
 
 def test_boot_unit_retries_until_tailscaled_answers_and_restores_the_serve(host):
-    """The boot race: tailscaled's unit has started, but the daemon does not answer yet."""
+    """The boot race: tailscaled's unit has started, but the daemon does not answer yet.
+
+    The stand-in's unit is Type=notify and counts as started only once it answers;
+    the drop-in makes it Type=simple with a slow start, a daemon that is started
+    but silent, for the unit's retries to meet."""
     dropin = "/run/systemd/system/tailscaled.service.d"
     host.check_output("tailscale serve reset")
     assert serve_status(host) == {}
     host.check_output("systemctl stop tailscaled.service")
-    host.check_output(f"mkdir -p {dropin} && printf '[Service]\\nEnvironment=TS_STANDIN_START_DELAY=7\\n' "
+    host.check_output(f"mkdir -p {dropin} && printf '[Service]\\nType=simple\\nEnvironment=TS_STANDIN_START_DELAY=7\\n' "
                       f">{dropin}/slow-start.conf && systemctl daemon-reload")
     try:
         # Wants= starts the (slow) tailscaled with the unit, as at boot.
