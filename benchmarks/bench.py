@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Wall-clock figures of a Dagster deployment with this collection.
 
-    sudo .venv/bin/python benchmarks/bench.py [--repeat N] [--only floor,single,multi,runs,recovery]
+    sudo .venv/bin/python benchmarks/bench.py [--repeat N] [--only floor,single,multi,runs,recovery,celery]
                                               [--connections ssh,docker]
 
 Prints figures next to their targets; it is no test and asserts nothing about
@@ -42,6 +42,11 @@ Sections, each repeated --repeat times (median and every sample printed):
   recovery  molecule/faults' host (a managed code server besides the
           webserver and the daemon), converged over the first connection:
           kill -9 of each unit's main process to the unit active and answering.
+  celery  molecule/celery's five hosts (db, broker, code, worker1, worker2) on the
+          benchmark's network, converged once over the first connection, the
+          queued coordinator at 4 runs at once: runs per minute of 20 six_steps
+          runs (six independent 3 s steps each) with worker1 alone (worker2's
+          unit stopped), then with both workers, and the ratio.
 
 Everything it starts is named dagsterops-bench-* and removed at the end, also
 on failure or Ctrl-C; the two dagsterops-bench-ssh images stay (a rebuild then
@@ -78,7 +83,7 @@ from dagster_checks import (  # noqa: E402 - the tests' own probes and molecule.
 PREFIX = "dagsterops-bench-"
 LABEL = "dagsterops.bench=1"
 IMAGE = "dagsterops-systemd:debian12"
-SECTIONS = ("floor", "single", "runs", "multi", "recovery")
+SECTIONS = ("floor", "single", "runs", "multi", "recovery", "celery")
 CONNECTIONS = ("ssh", "docker")
 
 # The base image of a molecule platform -> the benchmark's image built from it
@@ -92,14 +97,25 @@ SSH_USER = "deploy"
 SSH_ARGS = "-o ControlMaster=auto -o ControlPersist=60s"
 SSH_COMMON_ARGS = "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no"
 
-# The benchmark's own network for the three-host layout (molecule/multihost uses
-# 10.213.47.0/24 and another scenario 10.213.48.0/24).
-MULTI_SUBNET_PREFIX = "10.213.60."
+# The benchmark's own network for the layouts of several hosts, one at a time
+# (molecule/multihost uses 10.213.47.0/24, molecule/celery 10.213.51.0/24, and
+# their scenarios may run meanwhile).
+NET_NAME = f"{PREFIX}net"
+NET_SUBNET_PREFIX = "10.213.60."
 
 # The uv release the role installs (roles/dagster/defaults/main.yml); the floor uses it too.
 UV_VERSION = "0.13.9"
 
 THROUGHPUT_RUNS = 20
+
+# The celery section: THROUGHPUT_RUNS runs of the job, each of six independent
+# steps sleeping CELERY_STEP_SECONDS, at most CELERY_MAX_CONCURRENT_RUNS at once
+# (the queued coordinator), so that the workers and not the 2 cores bound them.
+CELERY_LOCATION, CELERY_JOB = "celery", "six_steps"
+CELERY_STEPS = 6
+CELERY_STEP_SECONDS = 3
+CELERY_MAX_CONCURRENT_RUNS = 4
+CELERY_WORKER_UNIT = "dagster-celery-worker@celery.service"
 
 # The converge targets apply to the ssh connection; the docker rows are for comparison.
 TARGETS = {
@@ -379,17 +395,35 @@ def single_layout(name: str = f"{PREFIX}single") -> dict:
     return layout
 
 
-def multi_layout() -> dict:
-    renames = [
-        ("dagster-mh-", f"{PREFIX}mh-"),
-        ("dagster-multihost", f"{PREFIX}net"),
-        ("10.213.47.", MULTI_SUBNET_PREFIX),
-    ]
-    layout = molecule_layout("multihost", renames)
+def network_layout(scenario: str, host_prefix: str, network: str, subnet_prefix: str) -> dict:
+    """A scenario of several hosts on a network of its own, moved to the benchmark's:
+    hosts HOST_PREFIX* renamed dagsterops-bench-SHORT-*, the network NET_NAME, its
+    addresses SUBNET_PREFIX* to NET_SUBNET_PREFIX* (the scenario may run meanwhile)."""
+    short = host_prefix.removeprefix("dagster-")
+    renames = [(host_prefix, f"{PREFIX}{short}"), (network, NET_NAME), (subnet_prefix, NET_SUBNET_PREFIX)]
+    layout = molecule_layout(scenario, renames)
     dumped = json.dumps(layout["inventory"]) + json.dumps(layout["platforms"])
     for old, _new in renames:
         if old in dumped:
-            raise BenchError(f"molecule/multihost: '{old}' left after renaming")
+            raise BenchError(f"molecule/{scenario}: '{old}' left after renaming")
+    return layout
+
+
+def multi_layout() -> dict:
+    return network_layout("multihost", "dagster-mh-", "dagster-multihost", "10.213.47.")
+
+
+def group_hosts(layout: dict, group: str) -> list[str]:
+    return sorted(layout["inventory"]["all"]["children"].get(group, {}).get("hosts", {}))
+
+
+def celery_layout() -> dict:
+    """molecule/celery's five hosts, the instance's host with the queued coordinator at
+    CELERY_MAX_CONCURRENT_RUNS runs at once (host vars of the benchmark's own)."""
+    layout = network_layout("celery", "dagster-celery-", "dagster-celery", "10.213.51.")
+    for name in group_hosts(layout, "dagster_instance"):
+        layout["inventory"]["all"]["hosts"][name].update(
+            dagster_run_coordinator="queued", dagster_max_concurrent_runs=CELERY_MAX_CONCURRENT_RUNS)
     return layout
 
 
@@ -571,13 +605,15 @@ class Playbooks:
 # after the query strings of tests/lib/dagster_checks.py. It launches COUNT
 # runs at once (one thread each), retrying a launch that fails for up to
 # LAUNCH_RETRY seconds (the location may still be loading right after a
-# converge), then polls until every run has finished; prints JSON.
+# converge), with the run config given as JSON, then polls until every run has
+# finished; prints JSON.
 _RUNNER_BODY = r'''
 import json, sys, threading, time, urllib.error, urllib.request
 
 URL = "http://127.0.0.1:3000/graphql"
 location, job = sys.argv[1], sys.argv[2]
 count, launch_retry, timeout, poll = int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+run_config = json.loads(sys.argv[7])
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
@@ -595,7 +631,7 @@ def gql(query, variables=None):
 def launch():
     params = {
         "selector": {"repositoryLocationName": location, "repositoryName": "__repository__", "jobName": job},
-        "runConfigData": {},
+        "runConfigData": run_config,
         "executionMetadata": {"tags": [{"key": "dagsterops/bench", "value": "1"}]},
     }
     result = gql(LAUNCH_RUN, {"params": params})["launchRun"]
@@ -679,11 +715,12 @@ RUNNER = f"LAUNCH_RUN = {LAUNCH_RUN!r}\nRUN_STATUS = {RUN_STATUS!r}\n" + _RUNNER
 
 
 def launch_and_wait(container: str, count: int = 1, *, launch_retry: float = 0.0, timeout: float = 600,
-                    poll: float = 0.25, location: str = "example", job: str = "example_job") -> dict:
+                    poll: float = 0.25, location: str = "example", job: str = "example_job",
+                    run_config: dict | None = None) -> dict:
     """COUNT runs of JOB launched at once from inside the container; times measured there."""
     result = sh(
         ["docker", "exec", "-i", container, "python3", "-", location, job, str(count), str(launch_retry),
-         str(timeout), str(poll)],
+         str(timeout), str(poll), json.dumps(run_config or {})],
         input_text=RUNNER, timeout=launch_retry + timeout + 120,
     )
     try:
@@ -920,14 +957,22 @@ def bench_runs(name: str, repeat: int, results: dict) -> None:
             progress(f"runs {i}/{repeat}: {job} {run['seconds']:.1f} s ({' -> '.join(run['seen'])})")
             results[key].append(run["seconds"])
     for i in range(1, repeat + 1):
-        progress(f"runs {i}/{repeat}: {THROUGHPUT_RUNS} example_job launched at once, until all SUCCESS")
-        data = launch_and_wait(name, THROUGHPUT_RUNS, timeout=1800, poll=0.5)
-        seconds = data["all_seconds"]
-        per_minute = THROUGHPUT_RUNS / seconds * 60
-        progress(f"runs {i}/{repeat}: all {THROUGHPUT_RUNS} SUCCESS after {seconds:.1f} s "
-                 f"(launched within {data['launch_seconds']:.1f} s): {per_minute:.1f} runs/min")
+        seconds, per_minute = throughput(name, f"runs {i}/{repeat}")
         results["throughput_seconds"].append(seconds)
         results["throughput_per_minute"].append(per_minute)
+
+
+def throughput(name: str, step: str, **kwargs) -> tuple[float, float]:
+    """THROUGHPUT_RUNS runs launched at once (launch_and_wait's JOB and run config), until all
+    are SUCCESS: seconds from the first launch to the last SUCCESS, and runs per minute."""
+    job = kwargs.get("job", "example_job")
+    progress(f"{step}: {THROUGHPUT_RUNS} {job} launched at once, until all SUCCESS")
+    data = launch_and_wait(name, THROUGHPUT_RUNS, timeout=1800, poll=0.5, **kwargs)
+    seconds = data["all_seconds"]
+    per_minute = THROUGHPUT_RUNS / seconds * 60
+    progress(f"{step}: all {THROUGHPUT_RUNS} SUCCESS after {seconds:.1f} s "
+             f"(launched within {data['launch_seconds']:.1f} s): {per_minute:.1f} runs/min")
+    return seconds, per_minute
 
 
 # --------------------------------------------------------------------------- multi host
@@ -937,17 +982,9 @@ def bench_multi(engine: Engine, playbooks: Playbooks, i: int, repeat: int, conne
     """One sample of the three-host layout over the connection: fresh converge, no-op re-converge."""
     site = ROOT / "playbooks/site.yml"
     layout = multi_layout()
-    names = [p["name"] for p in layout["platforms"]]
     step = f"multi {i}/{repeat} ({connection})"
-    progress(f"{step}: network {', '.join(layout['networks'])} and containers {', '.join(names)}")
     try:
-        for network, (subnet, gateway) in layout["networks"].items():
-            engine.create_network(network, subnet, gateway)
-        for platform_def in layout["platforms"]:
-            engine.run(platform_def)
-        boot = max(engine.wait_booted(n) for n in names)
-        inventory, note = connect(playbooks, layout, connection)
-        progress(f"{step}: booted ({boot:.1f} s); {note}")
+        inventory = start_layout(engine, playbooks, layout, connection, step)
         if layout["prepare"]:
             progress(f"{step}: molecule/multihost/prepare.yml (not timed)")
             playbooks.run(f"multi-{i}-{connection}-prepare", inventory, layout["prepare"])
@@ -962,13 +999,92 @@ def bench_multi(engine: Engine, playbooks: Playbooks, i: int, repeat: int, conne
         results["multi_noop_changed"][connection].append(noop["changed"])
         results["multi_noop_recap"][connection].extend(noop["recap"])
     finally:
+        remove_layout(engine, playbooks, layout)
+
+
+def start_layout(engine: Engine, playbooks: Playbooks, layout: dict, connection: str, step: str) -> dict:
+    """A layout of several hosts: its networks and containers, booted and reachable over the
+    connection (not timed); returns the inventory."""
+    names = [p["name"] for p in layout["platforms"]]
+    progress(f"{step}: network {', '.join(layout['networks'])} and containers {', '.join(names)}")
+    for network, (subnet, gateway) in layout["networks"].items():
+        engine.create_network(network, subnet, gateway)
+    for platform_def in layout["platforms"]:
+        engine.run(platform_def)
+    boot = max(engine.wait_booted(n) for n in names)
+    inventory, note = connect(playbooks, layout, connection)
+    progress(f"{step}: booted ({boot:.1f} s); {note}")
+    return inventory
+
+
+def remove_layout(engine: Engine, playbooks: Playbooks, layout: dict) -> None:
+    playbooks.close_connections()
+    for platform_def in layout["platforms"]:
+        engine.remove(platform_def["name"])
+    for network in list(engine.networks):
+        if not engine.keep:
+            sh(["docker", "network", "rm", network], check=False, timeout=60)
+            engine.networks.remove(network)
+
+
+# --------------------------------------------------------------------------- celery workers
+
+
+def celery_steps(seconds: float) -> dict:
+    """The run config of six_steps: each step sleeps SECONDS."""
+    return {"ops": {f"step_{n}": {"config": {"seconds": seconds}} for n in range(1, CELERY_STEPS + 1)}}
+
+
+def worker_unit(host: str, action: str) -> None:
+    """systemctl ACTION of the Celery worker's unit on HOST (docker exec); after a start,
+    waits until Celery logs the worker ready."""
+    since = time.time()
+    sh(["docker", "exec", host, "systemctl", action, CELERY_WORKER_UNIT], timeout=900)
+    deadline = time.monotonic() + 180
+    while action == "start":
+        journal = sh(["docker", "exec", host, "journalctl", "-u", CELERY_WORKER_UNIT, "--no-pager", "-q", "-o", "cat",
+                      f"--since=@{since:.3f}"], check=False, timeout=60).stdout
+        if re.search(r"celery@\S+ ready\.", journal):
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"{host}: {CELERY_WORKER_UNIT} not ready 180 s after its start:\n{journal[-2000:]}")
+        time.sleep(0.5)
+
+
+def bench_celery(engine: Engine, playbooks: Playbooks, repeat: int, connection: str, results: dict) -> None:
+    """molecule/celery's layout converged once; then, --repeat times, THROUGHPUT_RUNS runs of
+    six_steps with worker1 alone (worker2's unit stopped) and with both workers."""
+    layout = celery_layout()
+    instance = group_hosts(layout, "dagster_instance")[0]
+    workers = group_hosts(layout, "dagster_celery_worker")
+    if len(workers) != 2:
+        raise BenchError(f"molecule/celery: two workers expected, found {workers}")
+    try:
+        inventory = start_layout(engine, playbooks, layout, connection, f"celery ({connection})")
+        progress(f"celery ({connection}): fresh converge of playbooks/site.yml")
+        converge = playbooks.run(f"celery-{connection}-converge", inventory, ROOT / "playbooks/site.yml")
         playbooks.close_connections()
-        for name in names:
-            engine.remove(name)
-        for network in list(engine.networks):
-            if not engine.keep:
-                sh(["docker", "network", "rm", network], check=False, timeout=60)
-                engine.networks.remove(network)
+        results["celery_converge"][connection].append(converge["seconds"])
+        if converge["connection_record"]:
+            progress(f"celery ({connection}): {converge['connection_record']}")
+        progress(f"celery ({connection}): converged in {converge['seconds']:.1f} s; "
+                 "the first run loads everything once (not timed)")
+        job = {"location": CELERY_LOCATION, "job": CELERY_JOB}
+        launch_and_wait(instance, 1, launch_retry=300, timeout=600, run_config=celery_steps(0), **job)
+        results["celery_host"] = f"{instance}, converged over {connection}"
+        for i in range(1, repeat + 1):
+            for count, action in ((1, "stop"), (2, "start")):
+                worker_unit(workers[1], action)
+                seconds, per_minute = throughput(
+                    instance, f"celery {i}/{repeat}: {count} worker(s)", run_config=celery_steps(CELERY_STEP_SECONDS),
+                    **job)
+                results["celery_seconds"][str(count)].append(seconds)
+                results["celery_per_minute"][str(count)].append(per_minute)
+            ratio = results["celery_per_minute"]["2"][-1] / results["celery_per_minute"]["1"][-1]
+            results["celery_ratio"].append(ratio)
+            progress(f"celery {i}/{repeat}: two workers / one: {ratio:.2f}x")
+    finally:
+        remove_layout(engine, playbooks, layout)
 
 
 # --------------------------------------------------------------------------- recovery from kill -9
@@ -1203,6 +1319,15 @@ def report(results: dict, info: dict, repeat: int, selected: list[str], connecti
         row(f"recovery: kill -9 of {unit.split('.')[0]} to active and answering", values,
             f"<= {TARGETS['recovery_seconds']:.0f} s",
             yes_no(bool(values) and max(values) <= TARGETS["recovery_seconds"]))
+    if connections:  # over the first connection only
+        row(f"celery ({connections[0]}): fresh converge, 5 hosts (site.yml)",
+            results["celery_converge"][connections[0]], "-")
+    celery_runs = f"{THROUGHPUT_RUNS} {CELERY_JOB} ({CELERY_STEPS} x {CELERY_STEP_SECONDS} s steps)"
+    for count, workers in (("1", "1 worker"), ("2", "2 workers")):
+        row(f"celery: {celery_runs}, {workers}, until all SUCCESS", results["celery_seconds"][count], "-")
+        row(f"celery: throughput, {workers}", results["celery_per_minute"][count], "-", unit="runs/min")
+    row("celery: throughput, 2 workers / 1 worker", results["celery_ratio"], "-", unit="x",
+        shown=None if not results["celery_ratio"] else f"{median(results['celery_ratio']):.2f}x")
 
     load_end = os.getloadavg()
     print()
@@ -1213,7 +1338,7 @@ def report(results: dict, info: dict, repeat: int, selected: list[str], connecti
     print(f"- load average at start {info['load_start'][0]:.2f}, at end {load_end[0]:.2f}; "
           f"--repeat {repeat}; sections: {', '.join(selected)}"
           + (f"; connections: {', '.join(connections)}" if set(selected) - {"floor"} else ""))
-    if set(selected) & {"single", "runs", "multi", "recovery"}:
+    if set(selected) & {"single", "runs", "multi", "recovery", "celery"}:
         for connection in connections:
             if connection == "ssh":
                 print(f"- ssh: ansible_connection ssh as {SSH_USER}, become through sudo, pipelining on, "
@@ -1231,6 +1356,10 @@ def report(results: dict, info: dict, repeat: int, selected: list[str], connecti
               f"max_concurrent_runs {concurrency} (role defaults); runs on {results.get('runs_host') or '-'}")
     if "recovery" in selected and connections:
         print(f"- recovery: converged over {connections[0]}")
+    if "celery" in selected:
+        print(f"- celery: queued coordinator, max_concurrent_runs {CELERY_MAX_CONCURRENT_RUNS}, dequeue every "
+              f"{defaults.get('dagster_dequeue_interval_seconds', '?')} s; worker concurrency 2 (role default); "
+              f"runs on {results.get('celery_host') or '-'}")
     if results["floor_phases"]:
         print(f"- floor phases: {' | '.join(results['floor_phases'])}")
     for label, key in (("single", "single_noop_recap"), ("multi", "multi_noop_recap")):
@@ -1262,7 +1391,7 @@ def main() -> int:
     parser.add_argument("--connections", default=",".join(CONNECTIONS),
                         help=f"comma-separated connections among {','.join(CONNECTIONS)} (default both, "
                              "ssh first whatever the order given); the single and multi sections converge over "
-                             "each, runs and recovery use the first")
+                             "each, runs, recovery and celery use the first")
     parser.add_argument("--multi-connections",
                         help="the connections of the multi section alone, among those of --connections "
                              "(default the same); the three hosts take about six minutes a sample")
@@ -1291,8 +1420,8 @@ def main() -> int:
             parser.error(f"--multi-connections: choose among the --connections ({','.join(connections)})")
         multi_connections = [c for c in connections if c in multi_connections]
     if not set(selected) & {"single", "multi"}:
-        connections = connections[:1]  # runs and recovery converge over the first only
-    converging = set(selected) & {"single", "runs", "multi", "recovery"}
+        connections = connections[:1]  # runs, recovery and celery converge over the first only
+    converging = set(selected) & {"single", "runs", "multi", "recovery", "celery"}
 
     def terminate(signum, _frame):
         raise SystemExit(128 + signum)
@@ -1309,6 +1438,8 @@ def main() -> int:
             layouts.append(multi_layout())
         if "recovery" in selected:
             layouts.append(recovery_layout())
+        if "celery" in selected:
+            layouts.append(celery_layout())
     except BenchError as error:
         print(error, file=sys.stderr)
         return 2
@@ -1330,12 +1461,14 @@ def main() -> int:
 
     per_connection = ("single_converge", "single_first_run", "single_noop", "single_noop_changed",
                       "single_noop_recap", "module_call", "multi_converge", "multi_noop", "multi_noop_changed",
-                      "multi_noop_recap")
+                      "multi_noop_recap", "celery_converge")
     results: dict = {key: [] for key in (
         "floor", "floor_phases", "run_latency", "run_latency_example", "throughput_seconds", "throughput_per_minute")}
     results.update({key: {connection: [] for connection in connections} for key in per_connection})
     results["recovery"] = {}
     results["runs_host"] = None
+    results.update(celery_seconds={"1": [], "2": []}, celery_per_minute={"1": [], "2": []}, celery_ratio=[],
+                   celery_host=None)
     errors: list[str] = []
     engine = Engine(keep=args.keep)
     playbooks = None
@@ -1376,6 +1509,9 @@ def main() -> int:
         if "recovery" in selected:
             steps.append((f"recovery ({connections[0]})",
                           lambda: bench_recovery(engine, playbooks, args.repeat, connections[0], results)))
+        if "celery" in selected:
+            steps.append((f"celery ({connections[0]})",
+                          lambda: bench_celery(engine, playbooks, args.repeat, connections[0], results)))
         for label, step in steps:
             try:
                 step()

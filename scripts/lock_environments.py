@@ -28,11 +28,14 @@ sys.path.insert(0, str(ROOT / "plugins" / "filter"))
 from dagster_packages import dagster_packages  # noqa: E402
 
 LOCKS = ROOT / "roles" / "dagster" / "files" / "locks"
-# The releases the collection supports, with the launchers each is locked for.
+# The releases the collection supports, with the environments each is locked for:
+# the default and docker run launchers, and a Celery location's (dagster-celery).
 RELEASES = {
-    "1.13.27": ("default", "docker"),
+    "1.13.27": ("default", "docker", "celery"),
     "1.12.22": ("default",),
 }
+# What each environment adds to the bundle (dagster_packages' arguments).
+FLAVOURS = {"default": {}, "docker": {"run_launcher": "docker"}, "celery": {"executor": "celery"}}
 # The oldest Python of the supported Debian releases; the resolution is universal.
 PYTHON = "3.11"
 
@@ -41,8 +44,12 @@ def lock_name(version: str, launcher: str) -> str:
     return f"dagster-{version}-{launcher}.txt"
 
 
+def flavour_packages(version: str, flavour: str, extra: list[str] | None = None) -> list[str]:
+    return dagster_packages(version, extra=extra or [], **FLAVOURS[flavour])
+
+
 def lock(version: str, launcher: str, extra: list[str], out: Path) -> None:
-    requirements = dagster_packages(version, run_launcher=launcher, extra=extra)
+    requirements = flavour_packages(version, launcher, extra)
     uv = Path(sys.executable).parent / "uv"
     with tempfile.NamedTemporaryFile("w", suffix=".in", delete=False) as source:
         source.write("".join(f"{requirement}\n" for requirement in requirements))
@@ -55,7 +62,8 @@ def lock(version: str, launcher: str, extra: list[str], out: Path) -> None:
         )
     finally:
         os.unlink(source.name)
-    header = (f"# Dagster {version}, {launcher} run launcher{', with ' + ', '.join(extra) if extra else ''}:\n"
+    what = "Celery executor" if launcher == "celery" else f"{launcher} run launcher"
+    header = (f"# Dagster {version}, {what}{', with ' + ', '.join(extra) if extra else ''}:\n"
               f"# the whole environment with hashes, written by scripts/lock_environments.py.\n")
     out.write_text(header + out.read_text())
     print(f"{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}: {out.read_text().count('==')} packages")
@@ -64,7 +72,7 @@ def lock(version: str, launcher: str, extra: list[str], out: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version")
-    parser.add_argument("--launcher", default="default", choices=["default", "docker"])
+    parser.add_argument("--launcher", default="default", choices=sorted(FLAVOURS))
     parser.add_argument("--extra", action="append", default=[], help="an extra requirement, as in dagster_extra_packages")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

@@ -25,7 +25,7 @@ source scripts/lib/tools.sh
 # Every scenario under molecule/, longest first: those named in LONGEST_FIRST in
 # that order, then any other in name order (a new scenario runs without being
 # listed here).
-LONGEST_FIRST=(upgrade multihost exposure faults docker default proxy user)
+LONGEST_FIRST=(upgrade celery multihost exposure faults docker default proxy user)
 mapfile -t SCENARIOS < <(
   for dir in molecule/*/molecule.yml; do basename "$(dirname "$dir")"; done |
     awk -v order="${LONGEST_FIRST[*]}" '

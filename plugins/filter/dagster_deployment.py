@@ -23,6 +23,10 @@ description:
   - A code server deployed to a host does not take the port of the webserver
     (an instance host) or of PostgreSQL (a database host) on that host, nor
     does the webserver take PostgreSQL's.
+  - The code locations whose C(executor) is C(celery) have one broker host (group
+    C(dagster_celery_broker)) and workers (group C(dagster_celery_worker)) on
+    each of their queues; a worker runs declared Celery locations only, with the
+    instance's Dagster release; see C(dagster_celery_deployment).
   - An instance host with the C(docker) run launcher must reach its database
     over TCP at an address other than loopback, since its runs start in
     containers, which reach neither the host's socket nor its loopback.
@@ -63,6 +67,11 @@ try:
     from ansible.errors import AnsibleFilterError
 except ImportError:  # pragma: no cover - lets the module load without Ansible
     AnsibleFilterError = ValueError  # type: ignore[misc,assignment]
+
+try:
+    from ansible_collections.dagsterops.dagster.plugins.filter.dagster_celery import WORKER_GROUP, dagster_celery_deployment
+except ImportError:  # the unit tests import the filters by file name, from plugins/filter
+    from dagster_celery import WORKER_GROUP, dagster_celery_deployment
 
 # The dagster role's defaults for what a host does not set (a unit test keeps
 # them equal to roles/dagster/defaults/main.yml).
@@ -115,7 +124,7 @@ def check_locations_agree(hostvars, hosts):
             raise AnsibleFilterError(
                 f"dagster_code_locations: {host} sees a different list than {reference_host}; the code servers "
                 "and the workspace are built from one list, so define it once (group_vars/all) for every host "
-                f"of the {CODE_GROUP} and {INSTANCE_GROUP} groups"
+                f"of the {CODE_GROUP}, {INSTANCE_GROUP} and {WORKER_GROUP} groups"
             )
 
 
@@ -226,7 +235,11 @@ def dagster_deployment(hostvars, groups, partial=False):
         raise AnsibleFilterError(f"groups: must be the inventory's groups, got {type(groups).__name__}")
     instances = list(groups.get(INSTANCE_GROUP) or [])
     code_hosts = list(groups.get(CODE_GROUP) or [])
-    check_locations_agree(hostvars, instances + [host for host in code_hosts if host not in instances])
+    workers = list(groups.get(WORKER_GROUP) or [])
+    readers = instances + [host for host in code_hosts + workers if host not in instances]
+    check_locations_agree(hostvars, list(dict.fromkeys(readers)))
+    dagster_celery_deployment(hostvars, groups, instances, ROLE_DEFAULTS["dagster_version"],
+                              ROLE_DEFAULTS["dagster_run_launcher"])
     check_versions(hostvars, instances, code_hosts)
     check_ports(hostvars, instances, code_hosts, list(groups.get(DATABASE_GROUP) or []))
     check_run_containers_reach_the_database(hostvars, instances)

@@ -26,6 +26,12 @@ options:
     description: C(default) or C(docker); C(docker) adds dagster-docker.
     type: str
     default: default
+  executor:
+    description: >-
+      C(default) (Dagster's own executors) or C(celery), which adds dagster-celery with its Redis
+      client (the environment of a code location whose steps run on Celery workers).
+    type: str
+    default: default
   extra:
     description: >-
       Further requirement strings, appended as given; one requirement each (no line break), and none
@@ -56,6 +62,7 @@ except ImportError:  # pragma: no cover - lets the module load without Ansible
 
 CORE_PACKAGES = ("dagster", "dagster-webserver", "dagster-graphql", "dagster-pipes", "dagster-shared")
 LAUNCHER_LIBRARIES = {"default": (), "docker": ("dagster-docker",)}
+EXECUTOR_LIBRARIES = {"default": (), "celery": ("dagster-celery[redis]",)}
 _VERSION_RE = re.compile(r"^1\.(\d+)\.(\d+)\Z")
 _LIBRARY_MINOR_OFFSET = 16
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -70,13 +77,15 @@ def dagster_library_version(version):
     return f"0.{minor + _LIBRARY_MINOR_OFFSET}.{patch}"
 
 
-def dagster_packages(version, run_launcher="default", extra=None):
+def dagster_packages(version, run_launcher="default", extra=None, executor="default"):
     """Requirement strings for the bundle of one release."""
     library = dagster_library_version(version)
     if run_launcher not in LAUNCHER_LIBRARIES:
         raise AnsibleFilterError(
             f"dagster_run_launcher: must be one of {', '.join(LAUNCHER_LIBRARIES)}, got {run_launcher!r}"
         )
+    if executor not in EXECUTOR_LIBRARIES:
+        raise AnsibleFilterError(f"executor: must be one of {', '.join(EXECUTOR_LIBRARIES)}, got {executor!r}")
     extra = [] if extra is None else extra
     if not isinstance(extra, list) or not all(isinstance(item, str) and item.strip() for item in extra):
         raise AnsibleFilterError("dagster_extra_packages: must be a list of non-empty requirement strings")
@@ -94,6 +103,7 @@ def dagster_packages(version, run_launcher="default", extra=None):
     packages = [f"{name}=={version}" for name in CORE_PACKAGES]
     packages.append(f"dagster-postgres=={library}")
     packages.extend(f"{name}=={library}" for name in LAUNCHER_LIBRARIES[run_launcher])
+    packages.extend(f"{name}=={library}" for name in EXECUTOR_LIBRARIES[executor])
     packages.extend(extra)
     return packages
 

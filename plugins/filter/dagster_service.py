@@ -19,6 +19,9 @@ description:
     servers it started for its locations shut down once their runs finish (or
     when its heartbeats stop), so a restart for new configuration never kills
     a run in progress.
+  - C(KillMode=mixed) with C(kill_mode=mixed), for a Celery worker. The stop
+    signal goes to the worker alone, which takes no new step and lets its steps
+    in progress finish before it exits. What is left then is killed.
   - C(MemoryMax=), C(MemorySwapMax=0) and C(TasksMax=) bound the server with
     every process it starts, runs included, and C(OOMScoreAdjust=500) makes
     them the kernel's first choice when the host runs out of memory, so a
@@ -37,6 +40,10 @@ options:
         description: Most processes and threads, at least 64.
         type: int
         required: true
+      kill_mode:
+        description: C(process) or C(mixed).
+        type: str
+        default: process
   prefix:
     description: Put before C(memory_max) and C(tasks_max) in an error message, to name the role's variables.
     type: str
@@ -87,10 +94,13 @@ def dagster_service_policy(limits, prefix=""):
         if problem:
             raise AnsibleFilterError(f"{prefix}{field}: {problem}")
     memory_max, tasks_max = limits["memory_max"], limits["tasks_max"]
+    kill_mode = limits.get("kill_mode", "process")
+    if kill_mode not in ("process", "mixed"):
+        raise AnsibleFilterError(f"{prefix or 'dagster_service_policy: '}kill_mode: must be process or mixed, got {kill_mode!r}")
     return [
         "Restart=always",
         "RestartSec=2",
-        "KillMode=process",
+        f"KillMode={kill_mode}",
         f"MemoryMax={memory_max}",
         "MemorySwapMax=0",
         f"TasksMax={tasks_max}",

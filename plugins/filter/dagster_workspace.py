@@ -127,6 +127,8 @@ DEPLOYMENT_KEYS = {
     "tasks_max",
     "image",
     "image_build",
+    "executor",
+    "celery_queues",
 }
 IMAGE_BUILD_KEYS = {"name", "base"}
 # A Docker repository name (lower case path components, an optional registry
@@ -149,7 +151,18 @@ _LINE_BREAK_RE = re.compile(r"[\x00-\x1f\x7f]")
 _GIT_URL_RE = re.compile(r"(https://|http://|ssh://|git://|file:///|/)[^\s]+\Z|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+\Z")
 _GIT_VERSION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./+-]*\Z")
 # Set in a location's environment file by the role itself.
-RESERVED_ENVIRONMENT = ("DAGSTER_PG_PASSWORD", "DAGSTER_CURRENT_IMAGE")
+RESERVED_ENVIRONMENT = ("DAGSTER_PG_PASSWORD", "DAGSTER_CURRENT_IMAGE", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
+
+# The executors a deployed location may declare: `celery` sends its runs' steps
+# to the Celery workers (the dagster_celery_worker role) through the broker.
+EXECUTORS = ("celery",)
+# dagster-celery's queue when a step names none (its app's task_default_queue).
+CELERY_DEFAULT_QUEUES = ("dagster",)
+CELERY_QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
+# dagster-celery refuses a worker on more than four queues.
+CELERY_MAX_QUEUES = 4
+# The systemd template unit of a Celery worker of a location; its instance is the name.
+WORKER_UNIT_TEMPLATE = "dagster-celery-worker@{}.service"
 
 
 def _fail(index, name, field, problem):
@@ -331,6 +344,34 @@ def _validate_deployed(index, name, location):
             if problem:
                 _fail(index, name, field, problem)
     _validate_image(index, name, location, kind)
+    _validate_executor(index, name, location)
+
+
+def celery_queue_list(value, fail):
+    """A list of 1-4 distinct Celery queue names; `fail(problem)` raises."""
+    if not isinstance(value, list) or not value:
+        fail(f"must be a non-empty list of queue names, got {value!r}")
+    if len(value) > CELERY_MAX_QUEUES:
+        fail(f"a Celery worker listens on at most {CELERY_MAX_QUEUES} queues (dagster-celery's limit), got {len(value)}")
+    for queue in value:
+        if not isinstance(queue, str) or not CELERY_QUEUE_RE.match(queue):
+            fail(f"{queue!r} is not a queue name (1-63 letters, digits, '_', '.' and '-', starting with a letter or digit)")
+    if len(set(value)) != len(value):
+        fail(f"names a queue twice: {value!r}")
+    return list(value)
+
+
+def _validate_executor(index, name, location):
+    executor = location.get("executor")
+    if "executor" in location and executor not in EXECUTORS:
+        _fail(index, name, "executor", f"must be one of {', '.join(EXECUTORS)} (or left out for Dagster's own), got {executor!r}")
+    if "celery_queues" in location:
+        if executor != "celery":
+            _fail(index, name, "celery_queues", "needs executor: celery")
+        celery_queue_list(location["celery_queues"], lambda problem: _fail(index, name, "celery_queues", problem))
+    if executor == "celery" and ("image" in location or "image_build" in location):
+        _fail(index, name, "executor", "celery runs the steps on the Celery workers' hosts, not in a run image; "
+                                       "leave out image and image_build")
 
 
 def _validate_image(index, name, location, kind):
@@ -612,7 +653,25 @@ def _server(location, address, root, resolved=None, host=None):
         "tasks_max": location.get("tasks_max"),
         "image": location.get("image", ""),
         "image_build": dict(location["image_build"]) if "image_build" in location else None,
+        "executor": location.get("executor", ""),
+        "celery_queues": _celery_queues(location),
+        # The collection's package set (and lock) of its environment: the bundle, with
+        # dagster-celery and its Redis client for a Celery location (the code server
+        # imports the executor, the workers run it).
+        "bundle": "celery" if location.get("executor") == "celery" else "default",
+        "kind": "server",
     }
+
+
+def _celery_queues(location):
+    if location.get("executor") != "celery":
+        return []
+    return list(location.get("celery_queues") or CELERY_DEFAULT_QUEUES)
+
+
+def _check_root(root):
+    if not isinstance(root, str) or not root.startswith("/") or _UNIT_UNSAFE_RE.search(root):
+        raise AnsibleFilterError(f"dagster_code_location_root: must be an absolute path without white space, got {root!r}")
 
 
 def dagster_code_location_servers(locations, host, addresses, root="/opt/dagster/code-locations", resolved=None,
@@ -630,14 +689,90 @@ def dagster_code_location_servers(locations, host, addresses, root="/opt/dagster
         if host_addresses is not None:
             own = {str(a) for a in host_addresses}
             resolved = [a for a in resolved if a in own]
-    if not isinstance(root, str) or not root.startswith("/") or _UNIT_UNSAFE_RE.search(root):
-        raise AnsibleFilterError(f"dagster_code_location_root: must be an absolute path without white space, got {root!r}")
+    _check_root(root)
     validated = validate_locations(locations, addresses)
     return [
         _server(location, addresses[host], root, resolved, host)
         for location in validated
         if location["type"] == "grpc" and location.get("deploy_to") == host
     ]
+
+
+def celery_worker_wanted(wanted, locations, host="this host"):
+    """The Celery workers a host runs: [(location, queues, concurrency)] from its
+    dagster_celery_worker_locations (empty: every celery location, all of its queues).
+
+    `locations` are validated; an entry naming a location that is not declared with
+    executor: celery, or a queue the location does not send to, is an error."""
+    celery = {location["name"]: location for location in locations if location.get("executor") == "celery"}
+    where = f"dagster_celery_worker_locations of {host}"
+    if wanted is None or wanted == []:
+        return [(location, _celery_queues(location), None) for location in celery.values()]
+    if not isinstance(wanted, list):
+        raise AnsibleFilterError(f"{where}: must be a list of {{name, queues, concurrency}}, got {type(wanted).__name__}")
+    result, seen = [], set()
+    for index, entry in enumerate(wanted):
+        field = f"{where}[{index}]"
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict):
+            raise AnsibleFilterError(f"{field}: must be a location name or a map with name, got {entry!r}")
+        unknown = sorted(set(entry) - {"name", "queues", "concurrency"})
+        if unknown:
+            raise AnsibleFilterError(f"{field}.{unknown[0]}: is not a key (allowed: concurrency, name, queues)")
+        name = entry.get("name")
+        if name not in celery:
+            declared = ", ".join(sorted(celery)) or "none"
+            raise AnsibleFilterError(
+                f"{field}.name: {name!r} is not a location of dagster_code_locations with executor: celery "
+                f"(those are: {declared}); a worker runs the steps of a declared Celery location only")
+        if name in seen:
+            raise AnsibleFilterError(f"{field}.name: {name!r} is listed twice")
+        seen.add(name)
+        queues = _celery_queues(celery[name])
+        if "queues" in entry:
+            def fail(problem, field=field):
+                raise AnsibleFilterError(f"{field}.queues: {problem}")
+            mine = celery_queue_list(entry["queues"], fail)
+            stray = [queue for queue in mine if queue not in queues]
+            if stray:
+                fail(f"{stray[0]!r} is not a queue of {name!r} (its queues: {', '.join(queues)}), so no step would reach it")
+            queues = mine
+        concurrency = entry.get("concurrency")
+        if concurrency is not None and (not _is_int(concurrency) or not 1 <= int(concurrency) <= 256):
+            raise AnsibleFilterError(f"{field}.concurrency: must be a whole number from 1 to 256, got {concurrency!r}")
+        result.append((celery[name], queues, None if concurrency is None else int(concurrency)))
+    return result
+
+
+def dagster_celery_workers(locations, host, wanted=None, concurrency=2, root="/opt/dagster/code-locations"):
+    """Validate the list; return the Celery workers `host` runs, ready for the role's tasks.
+
+    Each is a location's environment and code (the paths its code server has, so that
+    the job's code resolves the same on both) with the worker's unit, queues and
+    concurrency (the entry's, else `concurrency`)."""
+    if not _is_int(concurrency) or not 1 <= int(concurrency) <= 256:
+        raise AnsibleFilterError(f"dagster_celery_worker_concurrency: must be a whole number from 1 to 256, got {concurrency!r}")
+    _check_root(root)
+    validated = validate_locations(locations, _deployed_addresses(locations))
+    workers = []
+    for location, queues, own in celery_worker_wanted(wanted, validated, host):
+        worker = _server(location, "127.0.0.1", root)
+        for key in ("port", "bind", "probe_host", "address"):
+            del worker[key]
+        worker.update(kind="worker", unit=WORKER_UNIT_TEMPLATE.format(location["name"]), queues=queues,
+                      concurrency=int(concurrency) if own is None else own)
+        workers.append(worker)
+    return workers
+
+
+def _deployed_addresses(locations):
+    """Addresses for validating the list where the hosts' addresses do not matter: each
+    deploy_to host as itself."""
+    if not isinstance(locations, list):
+        return {}
+    return {loc["deploy_to"]: loc["deploy_to"] for loc in locations
+            if isinstance(loc, dict) and isinstance(loc.get("deploy_to"), str) and loc["deploy_to"].strip()}
 
 
 # Workspace entries whose runs execute on the instance's host: the webserver and the
@@ -677,4 +812,5 @@ class FilterModule:
             "dagster_code_location_addresses": dagster_code_location_addresses,
             "dagster_code_location_servers": dagster_code_location_servers,
             "dagster_local_locations": dagster_local_locations,
+            "dagster_celery_workers": dagster_celery_workers,
         }

@@ -176,6 +176,10 @@ def test_the_instance_environment_file_carries_every_value():
     assert systemd_env_file(text) == dict(values, DAGSTER_HOME="/var/lib/dagster", DAGSTER_PG_PASSWORD="pä$$wörd\"'\\")
 
 
+# A broker URL as dagster_celery_broker_url writes it: a quoted password, & and ? and %.
+CELERY_URL = "rediss://dagster:p%40%24s@broker1:6379/0?ssl_cert_reqs=required&ssl_ca_certs=%2Fetc%2Fca.crt"
+
+
 def test_the_code_location_environment_file_carries_every_value():
     values = {f"V{index}": value for index, value in enumerate(VALUES)}
     text = _render(
@@ -184,8 +188,10 @@ def test_the_code_location_environment_file_carries_every_value():
         item={"environment": {"LOCATION": "x"}},
         _dagster_code_location_password_environment={"DAGSTER_PG_PASSWORD": "pä$$wörd\"'\\"},
         __dagster_code_location_image="",
+        _dagster_code_location_celery_environment={"CELERY_BROKER_URL": CELERY_URL},
     )
-    assert systemd_env_file(text) == dict(values, LOCATION="x", DAGSTER_PG_PASSWORD="pä$$wörd\"'\\")
+    assert systemd_env_file(text) == dict(values, LOCATION="x", DAGSTER_PG_PASSWORD="pä$$wörd\"'\\",
+                                          CELERY_BROKER_URL=CELERY_URL)
 
 
 def test_a_whole_file_is_one_quoted_line_a_variable_in_name_order():

@@ -122,3 +122,26 @@ def test_options_and_line_breaks_in_extra_packages_are_refused(filter_error, ass
 def test_requirements_with_markers_and_urls_pass():
     extra = ["pandas>=2 ; python_version >= '3.11'", "etl @ https://files.example.net/etl-1.0-py3-none-any.whl"]
     assert packages("1.13.27", extra=extra)[-2:] == extra
+
+
+def test_the_celery_executor_adds_dagster_celery_with_redis_at_the_library_version():
+    assert packages("1.13.27", executor="celery") == [*CORE_1_13_27, "dagster-celery[redis]==0.29.27"]
+    assert packages("1.12.22", executor="celery")[-1] == "dagster-celery[redis]==0.28.22"
+
+
+def test_the_default_executor_is_the_default_bundle():
+    assert packages("1.13.27", executor="default") == CORE_1_13_27
+
+
+def test_the_celery_library_comes_after_the_launchers_and_before_the_extras():
+    assert packages("1.13.27", run_launcher="docker", extra=["pandas==2.2.3"], executor="celery") == [
+        *CORE_1_13_27,
+        "dagster-docker==0.29.27",
+        "dagster-celery[redis]==0.29.27",
+        "pandas==2.2.3",
+    ]
+
+
+@pytest.mark.parametrize("executor", ["dask", "Celery", "", None])
+def test_bad_executor_is_rejected(filter_error, assert_field, executor):
+    assert_field(filter_error(packages, "1.13.27", executor=executor), "executor")

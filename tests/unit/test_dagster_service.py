@@ -46,3 +46,30 @@ def test_the_limit_check_is_the_one_the_policy_applies():
     assert limit_problem("memory_max", "768M") is None and limit_problem("tasks_max", 256) is None
     assert limit_problem("memory_max", "2GB").startswith("must be bytes")
     assert limit_problem("tasks_max", 63) == "must be an integer >= 64, got 63"
+
+
+def test_kill_mode_mixed_replaces_process_in_place():
+    lines = dagster_service_policy({"memory_max": "40%", "tasks_max": 4096, "kill_mode": "mixed"})
+    assert lines == [
+        "Restart=always",
+        "RestartSec=2",
+        "KillMode=mixed",
+        "MemoryMax=40%",
+        "MemorySwapMax=0",
+        "TasksMax=4096",
+        "OOMScoreAdjust=500",
+    ]
+
+
+def test_kill_mode_process_is_the_default_spelled_out():
+    limits = {"memory_max": "40%", "tasks_max": 4096}
+    assert dagster_service_policy({**limits, "kill_mode": "process"}) == dagster_service_policy(limits)
+
+
+@pytest.mark.parametrize("kill_mode", ["control-group", "none", "Mixed", "", None, "mixed\nExecStartPre=/bin/sh"])
+def test_other_kill_modes_are_refused(kill_mode):
+    with pytest.raises(AnsibleFilterError, match="^dagster_service_policy: kill_mode: must be process or mixed"):
+        dagster_service_policy({"memory_max": "40%", "tasks_max": 4096, "kill_mode": kill_mode})
+    with pytest.raises(AnsibleFilterError, match="^dagster_celery_worker_kill_mode: must be process or mixed"):
+        dagster_service_policy({"memory_max": "40%", "tasks_max": 4096, "kill_mode": kill_mode},
+                               prefix="dagster_celery_worker_")

@@ -20,6 +20,7 @@ def test_filters_are_registered():
         "dagster_code_location_addresses": dagster_workspace.dagster_code_location_addresses,
         "dagster_code_location_servers": dagster_workspace.dagster_code_location_servers,
         "dagster_local_locations": dagster_workspace.dagster_local_locations,
+        "dagster_celery_workers": dagster_workspace.dagster_celery_workers,
     }
 
 
@@ -375,6 +376,10 @@ def test_servers_are_those_of_the_host_with_paths_and_command_line():
         "tasks_max": None,
         "image": "",
         "image_build": None,
+        "executor": "",
+        "celery_queues": [],
+        "bundle": "default",
+        "kind": "server",
     }
     assert jit["target"] == ["--python-file", "/opt/dagster/code-locations/jit/src/defs.py", "--attribute", "defs"]
     assert jit["memory_deny_write_execute"] is False and jit["environment"] == {"A": "1"}
@@ -551,3 +556,214 @@ def test_local_locations_take_a_list_of_addresses(here):
 def test_local_locations_need_a_workspace():
     with pytest.raises(Exception, match="dagster_local_locations"):
         dagster_workspace.dagster_local_locations([])
+
+
+# ---------------------------------------------------------------- executor: celery on a deployed location
+
+from dagster_workspace import dagster_celery_workers as celery_workers  # noqa: E402
+
+CELERY = {**DEPLOYED, "executor": "celery"}
+
+
+def test_a_celery_location_keeps_its_executor_out_of_the_workspace():
+    located = {**CELERY, "celery_queues": ["fast", "slow"]}
+    assert workspace([located], addresses=ADDRESSES) == {
+        "load_from": [{"grpc_server": {"host": "10.0.0.12", "port": 4000, "location_name": "etl"}}]
+    }
+
+
+def test_a_celery_location_server_carries_its_executor_queues_and_bundle():
+    (server,) = servers([{**CELERY, "celery_queues": ["fast", "slow"]}], "code1", ADDRESSES)
+    assert (server["executor"], server["celery_queues"], server["bundle"], server["kind"]) == (
+        "celery", ["fast", "slow"], "celery", "server")
+
+
+def test_a_celery_location_without_queues_sends_to_dagster_celerys_default_queue():
+    (server,) = servers([CELERY], "code1", ADDRESSES)
+    assert server["celery_queues"] == ["dagster"]
+
+
+@pytest.mark.parametrize(
+    "queues",
+    [["a"], ["fast", "slow", "gpu", "io"], ["fast.lane", "slow_lane", "9-x"], ["x" * 63]],
+    ids=["one", "four", "punctuation", "longest"],
+)
+def test_valid_celery_queues_are_accepted(queues):
+    (server,) = servers([{**CELERY, "celery_queues": queues}], "code1", ADDRESSES)
+    assert server["celery_queues"] == queues
+
+
+# (changes to DEPLOYED, the field the message must name).
+EXECUTOR_ERRORS = {
+    "executor-unknown": ({"executor": "dask"}, "executor"),
+    "executor-capitalised": ({"executor": "Celery"}, "executor"),
+    "executor-empty": ({"executor": ""}, "executor"),
+    "executor-null": ({"executor": None}, "executor"),
+    "executor-bool": ({"executor": True}, "executor"),
+    "queues-without-executor": ({"celery_queues": ["fast"]}, "celery_queues"),
+    "queues-empty": ({"executor": "celery", "celery_queues": []}, "celery_queues"),
+    "queues-string": ({"executor": "celery", "celery_queues": "fast"}, "celery_queues"),
+    "queues-null": ({"executor": "celery", "celery_queues": None}, "celery_queues"),
+    "queues-five": ({"executor": "celery", "celery_queues": ["a", "b", "c", "d", "e"]}, "celery_queues"),
+    "queue-with-space": ({"executor": "celery", "celery_queues": ["fast lane"]}, "celery_queues"),
+    "queue-leading-dash": ({"executor": "celery", "celery_queues": ["-fast"]}, "celery_queues"),
+    "queue-with-slash": ({"executor": "celery", "celery_queues": ["a/b"]}, "celery_queues"),
+    "queue-empty": ({"executor": "celery", "celery_queues": [""]}, "celery_queues"),
+    "queue-not-string": ({"executor": "celery", "celery_queues": [3]}, "celery_queues"),
+    "queue-too-long": ({"executor": "celery", "celery_queues": ["x" * 64]}, "celery_queues"),
+    "queue-twice": ({"executor": "celery", "celery_queues": ["fast", "slow", "fast"]}, "celery_queues"),
+    "celery-with-image": ({"executor": "celery", "image": "registry.example.net/etl:1.4"}, "executor"),
+    "celery-with-image-build": (
+        {"executor": "celery", "image_build": {"name": "etl", "base": "python:3.12-slim"}}, "executor"),
+    "reserved-broker-url": ({"environment": {"CELERY_BROKER_URL": "redis://x"}}, "environment.CELERY_BROKER_URL"),
+    "reserved-result-backend": (
+        {"environment": {"CELERY_RESULT_BACKEND": "redis://x"}}, "environment.CELERY_RESULT_BACKEND"),
+}
+
+
+@pytest.mark.parametrize(("changes", "field"), EXECUTOR_ERRORS.values(), ids=EXECUTOR_ERRORS.keys())
+def test_bad_executor_settings_are_refused_naming_the_field(filter_error, assert_field, changes, field):
+    message = filter_error(workspace, [{**DEPLOYED, **changes}], addresses=ADDRESSES)
+    assert_field(message, f"dagster_code_locations[0] ('etl').{field}")
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"celery_queues": ["fast"]}, "needs executor: celery"),
+        ({"executor": "celery", "celery_queues": ["a", "b", "c", "d", "e"]}, "at most 4 queues"),
+        ({"executor": "celery", "celery_queues": ["fast", "fast"]}, "names a queue twice"),
+        ({"executor": "celery", "celery_queues": ["a/b"]}, "'a/b' is not a queue name"),
+        ({"executor": "celery", "image": "registry.example.net/etl:1.4"}, "leave out image and image_build"),
+    ],
+)
+def test_executor_messages_say_what_to_do(filter_error, changes, words):
+    assert words in filter_error(workspace, [{**DEPLOYED, **changes}], addresses=ADDRESSES)
+
+
+@pytest.mark.parametrize("key", ["executor", "celery_queues"])
+def test_executor_keys_on_a_module_location_are_refused(filter_error, assert_field, key):
+    value = "celery" if key == "executor" else ["fast"]
+    assert_field(filter_error(workspace, [{**MODULE, key: value}]), f"dagster_code_locations[0] ('example').{key}")
+
+
+@pytest.mark.parametrize("key", ["executor", "celery_queues"])
+def test_executor_keys_on_an_external_grpc_location_point_at_deploy_to(filter_error, assert_field, key):
+    value = "celery" if key == "executor" else ["fast"]
+    message = filter_error(workspace, [{**GRPC, key: value}])
+    assert_field(message, f"dagster_code_locations[0] ('etl').{key}")
+    assert "need deploy_to" in message
+
+
+# ---------------------------------------------------------------- dagster_celery_workers
+
+ML = {**DEPLOYED, "name": "ml", "port": 4001, "deploy_to": "code2", "module": "ml.defs",
+      "source": {"directory": "/src/ml"}, "executor": "celery", "celery_queues": ["fast", "slow"]}
+WORKER_LOCATIONS = [CELERY, {**DEPLOYED, "name": "report", "port": 4002}, ML, MODULE]
+
+
+def _queues(workers):
+    return [(worker["name"], worker["queues"], worker["concurrency"]) for worker in workers]
+
+
+def test_by_default_a_worker_host_serves_every_celery_location_on_all_of_its_queues():
+    result = celery_workers(WORKER_LOCATIONS, "worker1", concurrency=3)
+    assert _queues(result) == [("etl", ["dagster"], 3), ("ml", ["fast", "slow"], 3)]
+
+
+@pytest.mark.parametrize("wanted", [None, []])
+def test_no_entries_mean_every_celery_location(wanted):
+    assert _queues(celery_workers(WORKER_LOCATIONS, "worker1", wanted)) == [
+        ("etl", ["dagster"], 2), ("ml", ["fast", "slow"], 2)]
+
+
+@pytest.mark.parametrize("wanted", [["ml"], [{"name": "ml"}]], ids=["name", "map"])
+def test_an_entry_is_a_location_name_or_a_map(wanted):
+    assert _queues(celery_workers(WORKER_LOCATIONS, "worker1", wanted)) == [("ml", ["fast", "slow"], 2)]
+
+
+def test_an_entry_may_take_some_of_the_locations_queues_and_its_own_concurrency():
+    wanted = [{"name": "ml", "queues": ["slow"], "concurrency": 8}, "etl"]
+    assert _queues(celery_workers(WORKER_LOCATIONS, "worker1", wanted, concurrency=4)) == [
+        ("ml", ["slow"], 8), ("etl", ["dagster"], 4)]
+
+
+@pytest.mark.parametrize("concurrency", [1, 256])
+def test_concurrency_limits_are_accepted(concurrency):
+    (worker,) = celery_workers([CELERY], "worker1", concurrency=concurrency)
+    assert worker["concurrency"] == concurrency
+    (worker,) = celery_workers([CELERY], "worker1", [{"name": "etl", "concurrency": concurrency}])
+    assert worker["concurrency"] == concurrency
+
+
+@pytest.mark.parametrize("concurrency", [0, 257, -1, "2", True, 2.0, None])
+def test_a_bad_concurrency_is_refused(filter_error, assert_field, concurrency):
+    assert_field(filter_error(celery_workers, [CELERY], "worker1", concurrency=concurrency),
+                 "dagster_celery_worker_concurrency")
+
+
+@pytest.mark.parametrize("concurrency", [0, 257, "4", True, 4.0])
+def test_a_bad_concurrency_of_an_entry_is_refused(filter_error, assert_field, concurrency):
+    message = filter_error(celery_workers, [CELERY], "worker1", [{"name": "etl", "concurrency": concurrency}])
+    assert_field(message, "dagster_celery_worker_locations of worker1[0].concurrency")
+
+
+def test_a_worker_has_the_paths_and_environment_of_its_locations_code_server():
+    located = [{**ML, "environment": {"A": "1"}, "packages": ["pandas==2.2.3"], "working_directory": "/srv/ml",
+                "read_write_paths": ["/srv/ml/cache"], "memory_max": "1G", "attribute": "defs"}, CELERY]
+    root = "/srv/dagster/code-locations"
+    (server,) = servers(located, "code2", ADDRESSES, root=root, resolved=["10.0.0.13"])
+    worker = celery_workers(located, "worker1", ["ml"], root=root)[0]
+    own = {"unit", "kind", "queues", "concurrency"}
+    assert {key: value for key, value in worker.items() if key not in own} == {
+        key: value for key, value in server.items() if key not in {"unit", "kind", "port", "bind", "probe_host", "address"}}
+    assert (worker["dir"], worker["venv"], worker["checkout"]) == (
+        f"{root}/ml", f"{root}/ml/venv", f"{root}/ml/src")
+    assert worker["target"] == ["--module-name", "ml.defs", "--attribute", "defs"]
+
+
+def test_a_worker_has_its_own_unit_and_no_network_keys():
+    (worker,) = celery_workers([CELERY], "worker1")
+    assert worker["unit"] == "dagster-celery-worker@etl.service" and worker["kind"] == "worker"
+    assert not {"port", "bind", "probe_host", "address"} & set(worker)
+    assert (worker["executor"], worker["celery_queues"], worker["bundle"]) == ("celery", ["dagster"], "celery")
+
+
+def test_a_host_with_no_celery_location_gets_no_worker():
+    assert celery_workers([DEPLOYED, MODULE], "worker1") == []
+
+
+def test_workers_validate_the_whole_list(filter_error, assert_field):
+    bad = {**DEPLOYED, "name": "b", "deploy_to": "code2", "port": 0}
+    assert_field(filter_error(celery_workers, [CELERY, bad], "worker1"), "dagster_code_locations[1] ('b').port")
+
+
+# (the host's dagster_celery_worker_locations, the field the message must name after "... of worker1").
+WANTED_ERRORS = {
+    "not-a-list": ("etl", ""),
+    "map-not-list": ({"name": "etl"}, ""),
+    "entry-int": ([3], "[0]"),
+    "entry-list": ([["etl"]], "[0]"),
+    "unknown-key": ([{"name": "etl", "port": 4000}], "[0].port"),
+    "undeclared-location": (["etl", "nope"], "[1].name"),
+    "location-without-celery": (["report"], "[0].name"),
+    "module-location": (["example"], "[0].name"),
+    "no-name": ([{"queues": ["fast"]}], "[0].name"),
+    "listed-twice": (["etl", {"name": "etl"}], "[1].name"),
+    "queue-the-location-lacks": ([{"name": "ml", "queues": ["fast", "gpu"]}], "[0].queues"),
+    "default-queue-of-a-queued-location": ([{"name": "ml", "queues": ["dagster"]}], "[0].queues"),
+    "queues-empty": ([{"name": "ml", "queues": []}], "[0].queues"),
+    "queue-twice": ([{"name": "ml", "queues": ["fast", "fast"]}], "[0].queues"),
+    "queue-bad-name": ([{"name": "ml", "queues": ["fast lane"]}], "[0].queues"),
+}
+
+
+@pytest.mark.parametrize(("wanted", "field"), WANTED_ERRORS.values(), ids=WANTED_ERRORS.keys())
+def test_bad_worker_entries_are_refused_naming_the_entry(filter_error, assert_field, wanted, field):
+    message = filter_error(celery_workers, WORKER_LOCATIONS, "worker1", wanted)
+    assert_field(message, f"dagster_celery_worker_locations of worker1{field}")
+
+
+def test_an_undeclared_location_message_lists_the_celery_locations(filter_error):
+    message = filter_error(celery_workers, WORKER_LOCATIONS, "worker1", ["report"])
+    assert "'report' is not a location of dagster_code_locations with executor: celery (those are: etl, ml)" in message
