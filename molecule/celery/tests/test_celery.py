@@ -236,13 +236,21 @@ def test_a_worker_killed_mid_step_hands_its_steps_to_the_other_worker(db):
 def queued():
     """The steps waiting in the location's queue, read through the broker as a worker
     reads it (kombu keeps a list per priority: dagster, dagster<sep>3, 6 and 9)."""
-    script = ("import sys, redis\nr = redis.Redis.from_url(sys.argv[1])\n"
+    script = ("import os, redis\nr = redis.Redis.from_url(os.environ['CELERY_BROKER_URL'])\n"
               "print(sum(r.llen(k) for k in ['dagster'] + ['dagster\\x06\\x16%d' % p for p in (3, 6, 9)]))\n")
-    worker = host(WORKER1)
-    worker.check_output(f"cat > /tmp/queued.py <<'EOF'\n{script}EOF")
-    return int(worker.check_output(
-        f"set -a; . {ENV_FILE}; set +a; sudo -u dagster --preserve-env=CELERY_BROKER_URL "
-        f"{VENV_PYTHON} /tmp/queued.py \"$CELERY_BROKER_URL\""))
+    return int(with_broker_url(host(WORKER1), script))
+
+
+def with_broker_url(target, script):
+    """The output of a Python script run as dagster in the location's venv, with the
+    broker's URL in its environment: never on a command line, which sudo would log."""
+    target.check_output(f"cat > /tmp/broker_probe.py <<'EOF'\n{script}EOF")
+    try:
+        return target.check_output(
+            f"set -a; . {ENV_FILE}; set +a; sudo -u dagster --preserve-env=CELERY_BROKER_URL "
+            f"{VENV_PYTHON} /tmp/broker_probe.py")
+    finally:
+        target.run("rm -f /tmp/broker_probe.py")
 
 
 def test_a_broker_outage_keeps_the_queued_steps_and_fails_the_run_clearly(db, broker):
@@ -293,8 +301,8 @@ def test_the_broker_url_is_in_the_environment_file_alone(which):
 @pytest.mark.parametrize("which", [CODE, WORKER1])
 def test_the_broker_refuses_a_wrong_password_and_plain_connections(which):
     script = (
-        "import os, sys, redis\n"
-        "url = sys.argv[1]\n"
+        "import os, redis\n"
+        "url = os.environ['CELERY_BROKER_URL']\n"
         "ok = redis.Redis.from_url(url).ping()\n"
         "bad = url.replace(url.split('@')[0].split(':')[2], 'wrong')\n"
         "try:\n    redis.Redis.from_url(bad).ping(); print('wrong password let in')\n"
@@ -304,12 +312,7 @@ def test_the_broker_refuses_a_wrong_password_and_plain_connections(which):
         "except redis.exceptions.ConnectionError: print('plain refused')\n"
         "print('ping', ok)\n"
     )
-    target = host(which)
-    target.check_output(f"cat > /tmp/probe.py <<'EOF'\n{script}EOF")
-    out = target.check_output(
-        f"set -a; . {ENV_FILE}; set +a; sudo -u dagster --preserve-env=CELERY_BROKER_URL "
-        f"{VENV_PYTHON} /tmp/probe.py \"$CELERY_BROKER_URL\"")
-    target.run("rm -f /tmp/probe.py")
+    out = with_broker_url(host(which), script)
     assert out.splitlines() == ["wrong password refused", "plain refused", "ping True"], out
 
 
