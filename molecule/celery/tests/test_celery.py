@@ -243,12 +243,16 @@ def queued():
 
 def with_broker_url(target, script):
     """The output of a Python script run as dagster in the location's venv, with the
-    broker's URL in its environment: never on a command line, which sudo would log."""
-    target.check_output(f"cat > /tmp/broker_probe.py <<'EOF'\n{script}EOF")
+    broker's URL in os.environ, read from the location's environment file by the script
+    itself: sudo logs a command line, and the values of --preserve-env too."""
+    reader = ("import os\n"
+              f"for line in open({ENV_FILE!r}).read().splitlines():\n"
+              "    if '=' in line and not line.startswith('#'):\n"
+              "        key, value = line.split('=', 1)\n"
+              "        os.environ[key] = value.strip(\"'\\\"\")\n")
+    target.check_output(f"cat > /tmp/broker_probe.py <<'EOF'\n{reader}{script}EOF")
     try:
-        return target.check_output(
-            f"set -a; . {ENV_FILE}; set +a; sudo -u dagster --preserve-env=CELERY_BROKER_URL "
-            f"{VENV_PYTHON} /tmp/broker_probe.py")
+        return target.check_output(f"sudo -u dagster {VENV_PYTHON} /tmp/broker_probe.py")
     finally:
         target.run("rm -f /tmp/broker_probe.py")
 
