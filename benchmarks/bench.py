@@ -19,8 +19,8 @@ converges go over each connection of --connections, ssh first:
           made for this invocation; the targets apply to it. Each playbook
           starts without an open connection (the previous one's master
           connections are closed first, not timed).
-  docker  community.docker.docker_api, as the molecule scenarios converge;
-          printed as a second row for comparison.
+  docker  community.docker.docker_api (the molecule scenarios use molecule's
+          community.docker.docker); printed as a second row for comparison.
 
 Sections, each repeated --repeat times (median and every sample printed):
 
